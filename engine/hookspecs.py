@@ -1,0 +1,68 @@
+"""The hooks a Formwork plugin may implement; built-in features use the same hooks.
+
+Hook names follow ``formwork_<area>_<event>``. Implement them with ``engine.hookimpl``::
+
+    from engine import hookimpl
+
+    @hookimpl
+    def formwork_fields_register():
+        return [MyFieldType()]
+
+Only hooks that make a decision are ``firstresult``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("formwork")
+
+
+@hookspec
+def formwork_fields_register() -> list:
+    """Return field type objects (``engine.fields.FieldType``) to add to the tenant's type registry.
+
+    A later plugin's type of the same name replaces an earlier one.
+    """
+
+
+@hookspec
+def formwork_expressions_functions() -> dict:
+    """Return ``{name: callable}`` functions that expressions (rules, defaults, formulas) may call.
+
+    Functions must be pure and cheap; they receive already-evaluated arguments, any of which may be
+    ``None`` (an empty field).
+    """
+
+
+@hookspec
+def formwork_records_validate(tenant: Any, entity: Any, values: dict, old: dict | None,
+                              errors: dict) -> None:
+    """Add messages to ``errors`` (``{field or "_record": [message]}``) for a record about to be written.
+
+    ``values`` is the full record after coercion and formulas; ``old`` is the stored record on update.
+    """
+
+
+@hookspec
+def formwork_records_after_create(tenant: Any, entity: Any, record: dict, user: Any,
+                                  connection: Any) -> None:
+    """A record was created; runs inside the write transaction (raise to roll it back)."""
+
+
+@hookspec
+def formwork_records_after_update(tenant: Any, entity: Any, record: dict, old: dict, changes: dict,
+                                  user: Any, connection: Any) -> None:
+    """A record was updated; ``changes`` is ``{field: [old, new]}``. Runs inside the transaction."""
+
+
+@hookspec
+def formwork_records_after_delete(tenant: Any, entity: Any, record: dict, user: Any,
+                                  connection: Any) -> None:
+    """A record was deleted; ``record`` is its last state. Runs inside the transaction."""
+
+
+@hookspec
+def formwork_tenant_loaded(tenant: Any) -> None:
+    """A tenant finished loading its config, database and plugins."""

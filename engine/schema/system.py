@@ -1,0 +1,88 @@
+"""Formwork's own tables (prefix fw_): users, tokens, audit, sequences, applied schema state."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# Entity names may not start with this prefix, so system tables never collide with generated ones.
+SYSTEM_PREFIX = "fw_"
+
+
+def id_column() -> sa.Column:
+    # BigInteger on PostgreSQL, but INTEGER on SQLite so it stays an alias of the rowid.
+    return sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                     autoincrement=True)
+
+
+def define_system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    """Add the fw_ tables to `metadata` and return them by short name."""
+    users = sa.Table(
+        "fw_users", metadata,
+        id_column(),
+        sa.Column("username", sa.String(150), nullable=False, unique=True),
+        sa.Column("display_name", sa.String(200), nullable=False, server_default=""),
+        sa.Column("email", sa.String(254)),
+        sa.Column("roles", sa.Text, nullable=False, server_default="[]"),        # JSON list of role names
+        sa.Column("department", sa.String(100)),
+        sa.Column("manages", sa.Text, nullable=False, server_default="[]"),      # JSON list of departments
+        sa.Column("password_hash", sa.String(300)),
+        sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("locale", sa.String(20)),
+        sa.Column("session_epoch", sa.Integer, nullable=False, server_default="0"),  # bump → sessions end
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("disabled_at", sa.DateTime(timezone=True)),
+    )
+    tokens = sa.Table(
+        "fw_tokens", metadata,
+        id_column(),
+        sa.Column("user_id", sa.BigInteger, nullable=False, index=True),
+        sa.Column("token_hash", sa.String(128), nullable=False, unique=True),
+        sa.Column("label", sa.String(200), nullable=False, server_default=""),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True)),
+        sa.Column("revoked", sa.Boolean, nullable=False, server_default=sa.false()),
+    )
+    login_failures = sa.Table(
+        "fw_login_failures", metadata,
+        id_column(),
+        sa.Column("key", sa.String(300), nullable=False, index=True),   # "user:<name>" or "ip:<addr>"
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    )
+    audit = sa.Table(
+        "fw_audit", metadata,
+        id_column(),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("user_id", sa.BigInteger),
+        sa.Column("username", sa.String(150)),
+        sa.Column("entity", sa.String(100), nullable=False),
+        sa.Column("record_id", sa.BigInteger),
+        sa.Column("action", sa.String(30), nullable=False),   # create | update | delete | import …
+        sa.Column("changes", sa.Text, nullable=False, server_default="{}"),  # JSON {field: [old, new]}
+        sa.Column("note", sa.Text),
+        sa.Index("ix_fw_audit_record", "entity", "record_id"),
+    )
+    sequences = sa.Table(
+        "fw_sequences", metadata,
+        sa.Column("name", sa.String(200), primary_key=True),   # "<entity>.<field>:<period>"
+        sa.Column("value", sa.BigInteger, nullable=False),
+    )
+    schema_state = sa.Table(
+        "fw_schema_state", metadata,
+        sa.Column("table_name", sa.String(200), primary_key=True),
+        sa.Column("column_name", sa.String(200), primary_key=True),
+        sa.Column("field_type", sa.String(50), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),  # active | archived
+        sa.Column("settings", sa.Text, nullable=False, server_default="{}"),  # JSON: column-shaping keys
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    config_versions = sa.Table(
+        "fw_config_versions", metadata,
+        id_column(),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("applied_by", sa.String(150)),
+        sa.Column("files", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("plan", sa.Text, nullable=False, server_default="[]"),  # JSON list of applied changes
+    )
+    return {"users": users, "tokens": tokens, "login_failures": login_failures, "audit": audit,
+            "sequences": sequences, "schema_state": schema_state, "config_versions": config_versions}
