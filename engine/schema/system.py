@@ -78,7 +78,8 @@ def define_system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     config_versions = sa.Table(
         "fw_config_versions", metadata,
         id_column(),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),          # schema shape
+        sa.Column("config_fingerprint", sa.String(64), nullable=False),   # the whole merged config
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("applied_by", sa.String(150)),
         sa.Column("files", sa.Text, nullable=False, server_default="[]"),

@@ -1,0 +1,1 @@
+"""The records service: the only read and write path for entity records."""

@@ -1,0 +1,187 @@
+"""Turn submitted values into a valid record: coerce, default, compute formulas, check every rule."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from ..errors import FieldValueError
+from ..i18n import message
+from ..metadata.model import Entity, Field
+
+# What a caller may set among the system fields (the rest are the engine's).
+WRITABLE_SYSTEM = ("owner", "department")
+READ_ONLY_SYSTEM = ("id", "created_at", "created_by", "updated_at", "updated_by", "version")
+
+
+class Errors:
+    """Collects messages per field key in one language; keys are field names, "lines.0.qty" or "_record"."""
+
+    def __init__(self, locale: str):
+        self.locale = locale
+        self.by_key: dict[str, list[str]] = {}
+
+    def add(self, key: str, msg_key: str, **params) -> None:
+        self.add_text(key, message(msg_key, self.locale, **params))
+
+    def add_text(self, key: str, text: str) -> None:
+        bucket = self.by_key.setdefault(key, [])
+        if text not in bucket:
+            bucket.append(text)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_key)
+
+
+def is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+class Preparer:
+    """Coercion, defaults, formulas, required and rules for one entity, shared by every write path."""
+
+    def __init__(self, tenant, entity: Entity):
+        self.tenant = tenant
+        self.entity = entity
+        self.types = tenant.field_types
+        from ..expressions import formula_order
+
+        self.formulas = [entity.fields[n] for n in formula_order(entity)]
+        self.children = {f.name: Preparer(tenant, f.child) for f in entity.subtables()}
+
+    def coerce_input(self, values: dict, old: dict | None, ctx, errors: Errors, prefix: str = "",
+                     writable: set | None = None) -> dict:
+        """Coerce the submitted values; unknown and read-only keys are errors, never ignored."""
+        out: dict = {}
+        for key, raw in values.items():
+            ekey = prefix + key
+            field = self.entity.fields.get(key)
+            if field is None:
+                if not self.entity.is_child and key in WRITABLE_SYSTEM:
+                    out[key] = self._coerce_system(key, raw, ctx, errors, ekey)
+                elif key in READ_ONLY_SYSTEM or (self.entity.is_child and key in ("id", "parent_id", "position")):
+                    if key == "version" or (old is not None and _same(old.get(key), raw)) or raw in (None, ""):
+                        continue  # echoing back what was read is harmless
+                    errors.add(ekey, "read_only")
+                else:
+                    errors.add(ekey, "unknown_field")
+                continue
+            ftype = self.types.for_field(field)
+            if ftype.computed or (writable is not None and key not in writable):
+                current = (old or {}).get(key)
+                if not (is_empty(raw) and is_empty(current)) and not _same_json(ftype, field, current, raw):
+                    errors.add(ekey, "read_only")
+                continue
+            if field.child is not None:
+                out[key] = self._coerce_rows(field, raw, old, ctx, errors, ekey)
+                continue
+            try:
+                value = ftype.coerce(field, raw, ctx)
+                if value is not None:
+                    ftype.validate(field, value, ctx)
+                out[key] = value
+            except FieldValueError as exc:
+                self._add_value_error(errors, ekey, field, exc)
+        return out
+
+    def _coerce_rows(self, field: Field, raw, old, ctx, errors: Errors, ekey: str) -> list:
+        ftype = self.types.for_field(field)
+        try:
+            rows = ftype.coerce(field, raw, ctx) or []
+        except FieldValueError as exc:
+            self._add_value_error(errors, ekey, field, exc)
+            return []
+        child = self.children[field.name]
+        out = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                errors.add(f"{ekey}.{i}", "not_a_list")
+                continue
+            clean = child.coerce_input(row, None, ctx, errors, prefix=f"{ekey}.{i}.")
+            out.append(child.complete(clean, None, ctx, errors, prefix=f"{ekey}.{i}."))
+        return out
+
+    def _coerce_system(self, key: str, raw, ctx, errors: Errors, ekey: str):
+        from ..records.query import system_field
+
+        field = system_field(key)
+        try:
+            return self.types.for_field(field).coerce(field, raw, ctx)
+        except FieldValueError as exc:
+            self._add_value_error(errors, ekey, field, exc)
+            return None
+
+    def _add_value_error(self, errors: Errors, key: str, field: Field, exc: FieldValueError) -> None:
+        if exc.key == "pattern" and field.pattern_message is not None:
+            errors.add_text(key, field.pattern_message.get(errors.locale))
+        else:
+            errors.add(key, exc.key, **exc.params)
+
+    def complete(self, values: dict, old: dict | None, ctx, errors: Errors, prefix: str = "",
+                 loader: Callable | None = None, now: datetime | None = None) -> dict:
+        """Merge onto `old` (or defaults on create), compute formulas, check required and rules."""
+        now = now or datetime.now(timezone.utc)
+        if old is None:
+            record = {}
+            for name, field in self.entity.fields.items():
+                if name in values:
+                    continue
+                default = self._default(field, values, ctx, loader, now, errors, prefix)
+                if default is not None:
+                    record[name] = default
+            record.update(values)
+        else:
+            record = {**old, **values}
+        self.compute(record, loader, now, ctx, errors, prefix)
+        for name, field in self.entity.fields.items():
+            if field.required and is_empty(record.get(name)) and not self.types.for_field(field).computed:
+                errors.add(prefix + name, "required")
+        for rule in self.entity.rules:
+            try:
+                ok = rule.check.holds(record, loader=loader, now=now, tz=ctx.timezone)
+            except Exception as exc:  # noqa: BLE001 - a failing rule is reported, never a crash
+                errors.add(prefix + (rule.field or "_record"), "expression_failed", detail=str(exc))
+                continue
+            if not ok:
+                errors.add_text(prefix + (rule.field or "_record"), rule.message.get(errors.locale))
+        return record
+
+    def compute(self, record: dict, loader, now, ctx, errors: Errors, prefix: str = "") -> None:
+        """Evaluate formula fields in dependency order (children's row formulas were done already)."""
+        for field in self.formulas:
+            ftype = self.types.for_field(field)
+            try:
+                value = field.expr.evaluate(record, loader=loader, now=now, tz=ctx.timezone)
+                record[field.name] = None if value is None else ftype.coerce(field, value, ctx)
+            except FieldValueError as exc:
+                errors.add(prefix + field.name, "expression_failed", detail=message(exc.key, errors.locale, **exc.params))
+            except Exception as exc:  # noqa: BLE001
+                errors.add(prefix + field.name, "expression_failed", detail=str(exc))
+
+    def _default(self, field: Field, values, ctx, loader, now, errors: Errors, prefix: str):
+        ftype = self.types.for_field(field)
+        if ftype.computed or field.child is not None:
+            return [] if field.child is not None else None
+        try:
+            if field.default_expr is not None:
+                raw = field.default_expr.evaluate(values, loader=loader, now=now, tz=ctx.timezone)
+            elif field.default is not None:
+                raw = field.default
+            else:
+                return None
+            return None if raw is None else ftype.coerce(field, raw, ctx)
+        except FieldValueError as exc:
+            self._add_value_error(errors, prefix + field.name, field, exc)
+        except Exception as exc:  # noqa: BLE001
+            errors.add(prefix + field.name, "expression_failed", detail=str(exc))
+        return None
+
+
+def _same(a, b) -> bool:
+    return a == b or str(a) == str(b)
+
+
+def _same_json(ftype, field, current, raw) -> bool:
+    try:
+        return ftype.to_json(field, current) == raw or _same(ftype.to_json(field, current), raw)
+    except Exception:  # noqa: BLE001
+        return False

@@ -1,0 +1,754 @@
+"""RecordsService: create/get/update/delete/list for every entity, with validation, locking and audit."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field as dc_field
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any, Iterable, Mapping
+
+import sqlalchemy as sa
+
+from ..errors import BadRequest, Conflict, FieldValueError, NotFound, ValidationFailed
+from ..i18n import message
+from ..metadata.model import Entity, Field
+from ..permissions import Permissions
+from .audit import audit_row, last_change, read_history, write_audit
+from .prepare import Errors, Preparer, is_empty
+from .query import (cursor_clause, encode_cursor, filter_clause, order_by, parse_filters, parse_sort,
+                    search_clause, system_field)
+from .sequences import next_values
+
+MAX_LIMIT = 500
+CHUNK = 500
+
+
+@dataclass
+class Page:
+    """One page of a list: items and the cursor of the next page (None at the end)."""
+
+    items: list[dict]
+    next: str | None
+
+
+@dataclass
+class RowError:
+    row: int          # 1-based data row number (the header is not counted)
+    field: str
+    message: str
+
+
+@dataclass
+class BulkResult:
+    created: list[int] = dc_field(default_factory=list)
+    errors: list[RowError] = dc_field(default_factory=list)
+    skipped: int = 0
+
+
+class BulkFailed(ValidationFailed):
+    """A bulk create refused; `row_errors` names every bad row (nothing was written)."""
+
+    def __init__(self, row_errors: list[RowError]):
+        self.row_errors = row_errors
+        errors: dict[str, list[str]] = {}
+        for e in row_errors:
+            errors.setdefault(f"row {e.row}", []).append(f"{e.field}: {e.message}")
+        super().__init__(errors)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class RecordsService:
+    """The only path by which records are read or written (web, API, import, automation)."""
+
+    def __init__(self, tenant):
+        self.tenant = tenant
+        self.model = tenant.model
+        self.types = tenant.field_types
+        self.permissions = Permissions(tenant)
+        self._preparers: dict[str, Preparer] = {}
+
+    @cached_property
+    def schema(self):
+        return self.tenant.schema
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def entity(self, name: str) -> Entity:
+        ent = self.model.entities.get(name)
+        if ent is None:
+            raise NotFound(f"unknown entity '{name}'")
+        return ent
+
+    def preparer(self, entity: Entity) -> Preparer:
+        if entity.name not in self._preparers:
+            self._preparers[entity.name] = Preparer(self.tenant, entity)
+        return self._preparers[entity.name]
+
+    def ctx(self, locale: str | None = None, conn: sa.Connection | None = None):
+        ctx = self.tenant.field_context(locale)
+        ctx.resolve_reference = lambda field, value: self._resolve_reference(field, value, conn)
+        ctx.resolve_user = lambda value: self._resolve_user(value, conn)
+        return ctx
+
+    def _locale(self, user, locale: str | None) -> str:
+        return locale or getattr(user, "locale", None) or self.model.tenant.locale
+
+    def _resolve_reference(self, field: Field, value, conn) -> int:
+        """A reference given as a target's unique title (import, forms) → its id."""
+        target = self.entity(field.to)
+        if not target.title:
+            raise FieldValueError("no_such_record", {"value": value})
+        t = self.schema.table(target)
+        stmt = sa.select(t.c.id).where(t.c[target.title] == str(value).strip()).limit(2)
+        rows = (conn.execute(stmt) if conn is not None else self._run(stmt)).all()
+        if not rows:
+            raise FieldValueError("no_such_record", {"value": value})
+        if len(rows) > 1:
+            raise FieldValueError("ambiguous_record", {"value": value})
+        return rows[0][0]
+
+    def _resolve_user(self, value, conn) -> int:
+        users = self.schema.system["users"]
+        s = str(value).strip()
+        cond = users.c.id == int(s) if s.isdigit() else users.c.username == s
+        stmt = sa.select(users.c.id).where(cond)
+        row = (conn.execute(stmt) if conn is not None else self._run(stmt)).first()
+        if row is None:
+            raise FieldValueError("no_such_user", {"value": value})
+        return row[0]
+
+    def _run(self, stmt):
+        with self.tenant.db.connect() as conn:
+            return conn.execute(stmt).fetchall()
+
+    def _loader(self, conn: sa.Connection):
+        cache: dict = {}
+
+        def load(entity_name: str, rid):
+            key = (entity_name, rid)
+            if key not in cache:
+                ent = self.model.entities.get(entity_name)
+                cache[key] = None if ent is None or rid is None else self._fetch(conn, ent, rid)
+            return cache[key]
+
+        return load
+
+    def _from_row(self, entity: Entity, row: Mapping) -> dict:
+        rec = {}
+        for name in entity.system_fields:
+            v = row[name]
+            if isinstance(v, datetime) and v.tzinfo is None:
+                v = v.replace(tzinfo=timezone.utc)
+            rec[name] = v
+        for f in entity.fields.values():
+            ftype = self.types.for_field(f)
+            if ftype.stored:
+                rec[f.name] = ftype.from_db(f, row[f.name])
+            elif f.child is not None:
+                rec[f.name] = []
+        return rec
+
+    def _to_row(self, entity: Entity, record: dict) -> dict:
+        row = {}
+        for f in entity.fields.values():
+            ftype = self.types.for_field(f)
+            if ftype.stored and f.name in record:
+                row[f.name] = ftype.to_db(f, record[f.name])
+        return row
+
+    def _fetch(self, conn, entity: Entity, rid, user=None, action="read", for_update=False) -> dict | None:
+        t = self.schema.table(entity)
+        stmt = sa.select(t).where(t.c.id == rid)
+        scope = self.permissions.row_filter(entity, t, user, action) if user is not None else None
+        if scope is not None:
+            stmt = stmt.where(scope)
+        if for_update and conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).mappings().first()
+        if row is None:
+            return None
+        rec = self._from_row(entity, row)
+        self._attach_children(conn, entity, [rec])
+        return rec
+
+    def _attach_children(self, conn, entity: Entity, records: list[dict]) -> None:
+        if not records:
+            return
+        for sub in entity.subtables():
+            child = sub.child
+            ct = self.schema.table(child)
+            by_parent: dict[int, list] = {r["id"]: [] for r in records}
+            ids = list(by_parent)
+            for i in range(0, len(ids), CHUNK):
+                rows = conn.execute(sa.select(ct).where(ct.c.parent_id.in_(ids[i:i + CHUNK]))
+                                    .order_by(ct.c.parent_id, ct.c.position, ct.c.id)).mappings()
+                for row in rows:
+                    by_parent[row["parent_id"]].append(self._from_row(child, row))
+            for r in records:
+                r[sub.name] = by_parent[r["id"]]
+                self._attach_children(conn, child, r[sub.name])
+
+    def _deny(self, entity, user, action):
+        if not self.permissions.can(entity, user, action):
+            raise NotFound(message("not_found", self._locale(user, None)))
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def get(self, entity_name: str, rid, user=None, locale: str | None = None) -> dict:
+        entity = self.entity(entity_name)
+        self._deny(entity, user, "read")
+        rid = _as_id(rid)
+        with self.tenant.db.connect() as conn:
+            rec = self._fetch(conn, entity, rid, user)
+        if rec is None:
+            raise NotFound(message("not_found", self._locale(user, locale)))
+        return self.permissions.mask(entity, user, rec)
+
+    def _select(self, entity: Entity, user, filters, search, ctx):
+        t = self.schema.table(entity)
+        conds = []
+        scope = self.permissions.row_filter(entity, t, user, "read")
+        if scope is not None:
+            conds.append(scope)
+        visible = self.permissions.visible_fields(entity, user)
+        for f in parse_filters(entity, filters or {}, self.types, ctx):
+            if f.field.name in entity.fields and f.field.name not in visible:
+                raise BadRequest(f"unknown filter field '{f.field.name}' on {entity.name}")
+            conds.append(filter_clause(t, f, self.types))
+        if search:
+            clause = search_clause(entity, t, search)
+            if clause is not None:
+                conds.append(clause)
+        return t, conds
+
+    def list(self, entity_name: str, user=None, filters: Mapping | None = None, search: str | None = None,
+             sort: str | None = None, limit: int = 50, after: str | None = None,
+             locale: str | None = None) -> Page:
+        entity = self.entity(entity_name)
+        self._deny(entity, user, "read")
+        ctx = self.ctx(locale)
+        if not isinstance(limit, int) or limit < 1:
+            raise BadRequest("limit must be a positive whole number")
+        limit = min(limit, MAX_LIMIT)
+        t, conds = self._select(entity, user, filters, search, ctx)
+        srt = parse_sort(entity, sort, self.types)
+        if srt.field.name in entity.fields and srt.field.name not in self.permissions.visible_fields(entity, user):
+            raise BadRequest(f"cannot sort by unknown field '{srt.field.name}' on {entity.name}")
+        if after:
+            conds.append(cursor_clause(t, srt, after, self.types, ctx))
+        stmt = sa.select(t).where(*conds).order_by(*order_by(t, srt)).limit(limit + 1)
+        with self.tenant.db.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            items = [self._from_row(entity, r) for r in rows]
+            self._attach_children(conn, entity, items)
+        nxt = encode_cursor(srt, rows[-1], self.types) if more and rows else None
+        return Page([self.permissions.mask(entity, user, r) for r in items], nxt)
+
+    def count(self, entity_name: str, user=None, filters: Mapping | None = None, search: str | None = None) -> int:
+        entity = self.entity(entity_name)
+        self._deny(entity, user, "read")
+        t, conds = self._select(entity, user, filters, search, self.ctx())
+        with self.tenant.db.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(t).where(*conds)).scalar_one()
+
+    def history(self, entity_name: str, rid, user=None) -> list[dict]:
+        """The audit timeline of a record, newest first, without fields the user may not see."""
+        entity = self.entity(entity_name)
+        self.get(entity_name, rid, user)  # 404 outside scope
+        visible = self.permissions.visible_fields(entity, user) | set(entity.system_fields)
+        with self.tenant.db.connect() as conn:
+            items = read_history(conn, self.schema.system["audit"], entity.name, _as_id(rid))
+        for it in items:
+            it["changes"] = {k: v for k, v in it["changes"].items() if k.split(".")[0] in visible}
+        return items
+
+    def quick_search(self, text: str, user=None, limit: int = 20) -> list[dict]:
+        """Records of every entity whose title, text fields or phone numbers match (R10)."""
+        text = (text or "").strip()
+        if not text:
+            return []
+        out = []
+        with self.tenant.db.connect() as conn:
+            for entity in self.model.entities.values():
+                if not self.permissions.can(entity, user, "read"):
+                    continue
+                t = self.schema.table(entity)
+                clause = search_clause(entity, t, text)
+                if clause is None:
+                    continue
+                conds = [clause]
+                scope = self.permissions.row_filter(entity, t, user, "read")
+                if scope is not None:
+                    conds.append(scope)
+                rows = conn.execute(sa.select(t).where(*conds).order_by(t.c.id.desc()).limit(limit)).mappings()
+                for row in rows:
+                    rec = self.permissions.mask(entity, user, self._from_row(entity, row))
+                    out.append({"entity": entity.name, "id": rec["id"], "title": self.title_of(entity, rec),
+                                "subtitle": entity.label.get(self._locale(user, None))})
+        return out[:limit * 3]
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def create(self, entity_name: str, values: Mapping, user=None, locale: str | None = None,
+               connection: sa.Connection | None = None, note: str | None = None) -> dict:
+        entity = self.entity(entity_name)
+        self._deny(entity, user, "create")
+        loc = self._locale(user, locale)
+        if not isinstance(values, Mapping):
+            raise ValidationFailed({"_record": [message("not_a_list", loc)]})
+        with self._transaction(connection) as conn:
+            record = self._validated(conn, entity, dict(values), None, user, loc)
+            rid = self._insert(conn, entity, [record], user, action="create", note=note)[0]
+            created = self._fetch(conn, entity, rid)
+            self.tenant.pm.hook.formwork_records_after_create(tenant=self.tenant, entity=entity, record=created,
+                                                              user=user, connection=conn)
+        return self.permissions.mask(entity, user, created)
+
+    def update(self, entity_name: str, rid, values: Mapping, user=None, version: int | None = None,
+               locale: str | None = None, connection: sa.Connection | None = None) -> dict:
+        entity = self.entity(entity_name)
+        self._deny(entity, user, "update")
+        loc = self._locale(user, locale)
+        rid = _as_id(rid)
+        values = dict(values)
+        if version is None and "version" in values:
+            version = values.get("version")
+        if version is not None:
+            try:
+                version = int(version)
+            except (TypeError, ValueError):
+                raise ValidationFailed({"version": [message("not_an_integer", loc)]}) from None
+        with self._transaction(connection) as conn:
+            old = self._fetch(conn, entity, rid, user, action="update", for_update=True)
+            if old is None:
+                raise NotFound(message("not_found", loc))
+            if version is not None and version != old["version"]:
+                raise self._conflict(conn, entity, old, loc)
+            record = self._validated(conn, entity, values, old, user, loc)
+            changes = self._changes(entity, old, record)
+            if not changes:
+                return self.permissions.mask(entity, user, old)
+            t = self.schema.table(entity)
+            now = utcnow()
+            row = self._to_row(entity, record)
+            row.update(updated_at=now, updated_by=getattr(user, "id", None), version=old["version"] + 1,
+                       owner=record.get("owner"), department=record.get("department"))
+            res = conn.execute(t.update().where(t.c.id == rid, t.c.version == old["version"]).values(row))
+            if res.rowcount != 1:
+                raise self._conflict(conn, entity, old, loc)
+            for sub in entity.subtables():
+                if sub.name in changes:
+                    self._replace_children(conn, sub, rid, record[sub.name])
+            write_audit(conn, self.schema.system["audit"],
+                        [audit_row(entity.name, rid, "update", changes, user, at=now)])
+            new = self._fetch(conn, entity, rid)
+            self.tenant.pm.hook.formwork_records_after_update(tenant=self.tenant, entity=entity, record=new, old=old,
+                                                              changes=changes, user=user, connection=conn)
+        return self.permissions.mask(entity, user, new)
+
+    def delete(self, entity_name: str, rid, user=None, version: int | None = None, locale: str | None = None,
+               connection: sa.Connection | None = None) -> None:
+        """Delete a record (hard delete; the audit row keeps its last state). Refused while referenced."""
+        entity = self.entity(entity_name)
+        self._deny(entity, user, "delete")
+        loc = self._locale(user, locale)
+        rid = _as_id(rid)
+        with self._transaction(connection) as conn:
+            old = self._fetch(conn, entity, rid, user, action="delete", for_update=True)
+            if old is None:
+                raise NotFound(message("not_found", loc))
+            if version is not None and int(version) != old["version"]:
+                raise self._conflict(conn, entity, old, loc)
+            where = []
+            for ref_entity, ref_field in self.model.referencing(entity.name):
+                rt = self.schema.table(ref_entity)
+                n = conn.execute(sa.select(sa.func.count()).select_from(rt)
+                                 .where(rt.c[ref_field.name] == rid)).scalar_one()
+                if n:
+                    top = ref_entity.parent or ref_entity
+                    where.append(f"{top.label.get(loc)}（{n}）" if loc.startswith("zh") else f"{top.label.get(loc)} ({n})")
+            if where:
+                raise ValidationFailed({"_record": [message("referenced", loc, where="、".join(where))]})
+            for sub in entity.subtables():
+                self._replace_children(conn, sub, rid, [])
+            t = self.schema.table(entity)
+            conn.execute(t.delete().where(t.c.id == rid))
+            snapshot = {k: [v, None] for k, v in self.to_json(entity.name, old).items()
+                        if k not in ("id",) and not is_empty(v)}
+            write_audit(conn, self.schema.system["audit"], [audit_row(entity.name, rid, "delete", snapshot, user)])
+            self.tenant.pm.hook.formwork_records_after_delete(tenant=self.tenant, entity=entity, record=old,
+                                                              user=user, connection=conn)
+
+    def create_many(self, entity_name: str, rows: Iterable[Mapping], user=None, locale: str | None = None,
+                    skip_invalid: bool = False, dry_run: bool = False, note: str = "import",
+                    progress=None) -> BulkResult:
+        """Validate every row, then insert them all in one transaction — or none, naming every bad row."""
+        entity = self.entity(entity_name)
+        self._deny(entity, user, "create")
+        self._deny(entity, user, "import")
+        loc = self._locale(user, locale)
+        result = BulkResult()
+        good: list[tuple[int, dict]] = []
+        with self.tenant.db.begin() as conn:
+            ctx = self.ctx(loc, conn)
+            prep = self.preparer(entity)
+            loader = self._loader(conn)
+            now = utcnow()
+            for n, values in enumerate(rows, start=1):
+                errors = Errors(loc)
+                clean = prep.coerce_input(dict(values), None, ctx, errors)
+                record = prep.complete(clean, None, ctx, errors, loader=loader, now=now)
+                self._plugin_validate(entity, record, None, errors)
+                if errors:
+                    result.errors.extend(RowError(n, k, m) for k, msgs in errors.by_key.items() for m in msgs)
+                else:
+                    self._stamp(record, None, user)
+                    good.append((n, record))
+                if progress:
+                    progress(n)
+            for n, key, text in self._bulk_checks(conn, entity, good, loc):
+                result.errors.append(RowError(n, key, text))
+            bad_rows = {e.row for e in result.errors}
+            if result.errors and not skip_invalid:
+                result.errors.sort(key=lambda e: (e.row, e.field))
+                raise BulkFailed(result.errors)
+            good = [(n, r) for n, r in good if n not in bad_rows]
+            result.skipped = len(bad_rows)
+            if dry_run:
+                result.created = [0] * len(good)
+                conn.rollback()
+                return result
+            for i in range(0, len(good), CHUNK):
+                chunk = [r for _, r in good[i:i + CHUNK]]
+                result.created.extend(self._insert(conn, entity, chunk, user, action="create", note=note,
+                                                   validated=True))
+            hook = self.tenant.pm.hook.formwork_records_after_create
+            if hook.get_hookimpls():
+                for rid in result.created:
+                    hook(tenant=self.tenant, entity=entity, record=self._fetch(conn, entity, rid), user=user,
+                         connection=conn)
+        result.errors.sort(key=lambda e: (e.row, e.field))
+        return result
+
+    # --- write internals ----------------------------------------------------------------------
+
+    def _transaction(self, connection):
+        if connection is not None:
+            return _Nested(connection)
+        return self.tenant.db.begin()
+
+    def _validated(self, conn, entity: Entity, values: dict, old: dict | None, user, loc: str) -> dict:
+        errors = Errors(loc)
+        ctx = self.ctx(loc, conn)
+        prep = self.preparer(entity)
+        access = self.permissions.field_access(entity, user)
+        writable = {n for n, a in access.items() if a == "write"}
+        clean = prep.coerce_input(values, old, ctx, errors, writable=writable)
+        record = prep.complete(clean, old, ctx, errors, loader=self._loader(conn))
+        if not errors:
+            self._stamp(record, old, user)
+            for key, text in self._record_checks(conn, entity, record, old, loc):
+                errors.add_text(key, text)
+        self._plugin_validate(entity, record, old, errors)
+        if errors:
+            raise ValidationFailed(errors.by_key)
+        return record
+
+    def _plugin_validate(self, entity, record, old, errors: Errors) -> None:
+        extra: dict[str, list[str]] = {}
+        self.tenant.pm.hook.formwork_records_validate(tenant=self.tenant, entity=entity, values=record, old=old,
+                                                      errors=extra)
+        for k, msgs in extra.items():
+            for m in msgs:
+                errors.add_text(k, m)
+
+    def _stamp(self, record: dict, old: dict | None, user) -> None:
+        if old is None:
+            if record.get("owner") is None:
+                record["owner"] = getattr(user, "id", None)
+            if record.get("department") is None:
+                record["department"] = getattr(user, "department", None)
+
+    def _record_checks(self, conn, entity: Entity, record: dict, old: dict | None, loc: str):
+        """Checks that need the database: references exist, unique values are free."""
+        for f in entity.fields.values():
+            v = record.get(f.name)
+            if v is None or (old is not None and old.get(f.name) == v):
+                continue
+            if f.type == "reference":
+                tt = self.schema.table(self.entity(f.to))
+                if conn.execute(sa.select(tt.c.id).where(tt.c.id == v)).first() is None:
+                    yield f.name, message("no_such_record", loc, value=v)
+            elif f.type == "user":
+                u = self.schema.system["users"]
+                if conn.execute(sa.select(u.c.id).where(u.c.id == v)).first() is None:
+                    yield f.name, message("no_such_user", loc, value=v)
+            if f.unique:
+                t = self.schema.table(entity)
+                stmt = sa.select(t.c.id).where(t.c[f.name] == self.types.for_field(f).to_db(f, v))
+                if old is not None:
+                    stmt = stmt.where(t.c.id != old["id"])
+                if conn.execute(stmt.limit(1)).first() is not None:
+                    yield f.name, message("unique", loc)
+        for sub in entity.subtables():
+            for i, row in enumerate(record.get(sub.name) or []):
+                for key, text in self._record_checks(conn, sub.child, row, None, loc):
+                    yield f"{sub.name}.{i}.{key}", text
+
+    def _bulk_checks(self, conn, entity: Entity, good: list[tuple[int, dict]], loc: str):
+        """The database checks of _record_checks, batched over many rows, plus duplicates within them."""
+        t = self.schema.table(entity)
+        for f in entity.fields.values():
+            if f.type in ("reference", "user"):
+                target = self.schema.system["users"] if f.type == "user" else self.schema.table(self.entity(f.to))
+                wanted = {r[f.name] for _, r in good if r.get(f.name) is not None}
+                found = self._existing(conn, target.c.id, wanted)
+                key = "no_such_user" if f.type == "user" else "no_such_record"
+                for n, r in good:
+                    if r.get(f.name) is not None and r[f.name] not in found:
+                        yield n, f.name, message(key, loc, value=r[f.name])
+            if f.unique:
+                ftype = self.types.for_field(f)
+                seen: dict = {}
+                db_values = {}
+                for n, r in good:
+                    if r.get(f.name) is None:
+                        continue
+                    dbv = ftype.to_db(f, r[f.name])
+                    db_values[n] = dbv
+                    if dbv in seen:
+                        yield n, f.name, message("unique", loc) + f" (row {seen[dbv]})"
+                    else:
+                        seen[dbv] = n
+                taken = self._existing(conn, t.c[f.name], set(db_values.values()))
+                for n, dbv in db_values.items():
+                    if dbv in taken:
+                        yield n, f.name, message("unique", loc)
+        for sub in entity.subtables():
+            for f in sub.child.fields.values():
+                if f.type == "reference":
+                    tt = self.schema.table(self.entity(f.to))
+                    wanted = {row[f.name] for _, r in good for row in r.get(sub.name) or []
+                              if row.get(f.name) is not None}
+                    found = self._existing(conn, tt.c.id, wanted)
+                    for n, r in good:
+                        for i, row in enumerate(r.get(sub.name) or []):
+                            if row.get(f.name) is not None and row[f.name] not in found:
+                                yield n, f"{sub.name}.{i}.{f.name}", message("no_such_record", loc, value=row[f.name])
+
+    def _existing(self, conn, column, values: set) -> set:
+        values = list(values)
+        found = set()
+        for i in range(0, len(values), CHUNK):
+            found.update(r[0] for r in conn.execute(sa.select(column).where(column.in_(values[i:i + CHUNK]))))
+        return found
+
+    def _insert(self, conn, entity: Entity, records: list[dict], user, action: str, note=None,
+                validated: bool = True) -> list[int]:
+        t = self.schema.table(entity)
+        now = utcnow()
+        uid = getattr(user, "id", None)
+        self._assign_autonumbers(conn, entity, records, now)
+        rows = []
+        for rec in records:
+            row = self._to_row(entity, rec)
+            row.update(created_at=now, created_by=uid, updated_at=now, updated_by=uid, version=1,
+                       owner=rec.get("owner"), department=rec.get("department"))
+            rows.append(row)
+        try:
+            result = conn.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True), rows)
+        except sa.exc.IntegrityError as exc:
+            raise self._integrity_error(entity, exc) from None
+        ids = [r[0] for r in result]
+        for sub in entity.subtables():
+            for rid, rec in zip(ids, records):
+                self._replace_children(conn, sub, rid, rec.get(sub.name) or [], delete_first=False)
+        audits = []
+        for rid, rec in zip(ids, records):
+            rec["id"] = rid
+            changes = {k: [None, v] for k, v in self.to_json(entity.name, rec).items()
+                       if k in entity.fields and not is_empty(v)}
+            audits.append(audit_row(entity.name, rid, action, changes, user, note=note, at=now))
+        write_audit(conn, self.schema.system["audit"], audits)
+        return ids
+
+    def _replace_children(self, conn, sub: Field, parent_id: int, rows: list[dict], delete_first=True) -> None:
+        ct = self.schema.table(sub.child)
+        if delete_first:
+            for grandchild in sub.child.subtables():
+                old_ids = [r[0] for r in conn.execute(sa.select(ct.c.id).where(ct.c.parent_id == parent_id))]
+                for oid in old_ids:
+                    self._replace_children(conn, grandchild, oid, [])
+            conn.execute(ct.delete().where(ct.c.parent_id == parent_id))
+        if not rows:
+            return
+        payload = []
+        for pos, row in enumerate(rows):
+            r = self._to_row(sub.child, row)
+            r.update(parent_id=parent_id, position=pos)
+            payload.append(r)
+        ids = [r[0] for r in conn.execute(ct.insert().returning(ct.c.id, sort_by_parameter_order=True), payload)]
+        for grandchild in sub.child.subtables():
+            for cid, row in zip(ids, rows):
+                self._replace_children(conn, grandchild, cid, row.get(grandchild.name) or [], delete_first=False)
+
+    def _assign_autonumbers(self, conn, entity: Entity, records: list[dict], now: datetime) -> None:
+        fields = [f for f in entity.fields.values() if f.type == "autonumber"]
+        if not fields:
+            return
+        from ..fields.autonumber import autonumber_period, render_autonumber
+
+        local = now.astimezone(self.tenant.timezone)
+        for f in fields:
+            name = f"{entity.table_name}.{f.name}:{autonumber_period(f.format, local)}"
+            seqs = next_values(conn, self.schema.system["sequences"], name, len(records))
+            for rec, seq in zip(records, seqs):
+                rec[f.name] = render_autonumber(f.format, seq, local)
+
+    def _integrity_error(self, entity: Entity, exc) -> ValidationFailed:
+        text = str(exc.orig).lower()
+        for f in entity.fields.values():
+            if f.unique and f.name in text:
+                return ValidationFailed({f.name: [message("unique", self.model.tenant.locale)]})
+        return ValidationFailed({"_record": [message("unique", self.model.tenant.locale)]})
+
+    def _changes(self, entity: Entity, old: dict, new: dict) -> dict:
+        changes = {}
+        for name, f in entity.fields.items():
+            if f.child is not None:
+                before = [self._child_json(f, r) for r in old.get(name) or []]
+                after = [self._child_json(f, r) for r in new.get(name) or []]
+                if before != after:
+                    changes[name] = [before, after]
+                continue
+            if old.get(name) != new.get(name):
+                ftype = self.types.for_field(f)
+                changes[name] = [ftype.to_json(f, old.get(name)), ftype.to_json(f, new.get(name))]
+        for name in ("owner", "department"):
+            if old.get(name) != new.get(name):
+                changes[name] = [old.get(name), new.get(name)]
+        return changes
+
+    def _child_json(self, sub: Field, row: dict) -> dict:
+        return {f.name: self.types.for_field(f).to_json(f, row.get(f.name)) for f in sub.child.fields.values()}
+
+    def _conflict(self, conn, entity: Entity, old: dict, loc: str) -> Conflict:
+        current = self._fetch(conn, entity, old["id"])
+        last = last_change(conn, self.schema.system["audit"], entity.name, old["id"]) or {}
+        who = last.get("username") or "?"
+        when = last.get("at")
+        when_text = when.astimezone(self.tenant.timezone).strftime("%Y-%m-%d %H:%M") if when else "?"
+        return Conflict(message("conflict", loc, who=who, when=when_text),
+                        current_version=(current or old)["version"], changed_by=who,
+                        changes=last.get("changes") or {})
+
+    # --- presentation -------------------------------------------------------------------------
+
+    def to_json(self, entity_name: str, record: dict) -> dict:
+        """A record as JSON-able data (API, export, audit); subtables as lists of row objects."""
+        entity = self.entity(entity_name) if isinstance(entity_name, str) else entity_name
+        return self._json(entity, record)
+
+    def _json(self, entity: Entity, record: dict) -> dict:
+        out = {}
+        for name in entity.system_fields:
+            if name in record:
+                v = record[name]
+                out[name] = v.isoformat() if isinstance(v, datetime) else v
+        for f in entity.fields.values():
+            if f.name not in record:
+                continue
+            if f.child is not None:
+                out[f.name] = [self._json(f.child, r) for r in record[f.name] or []]
+            else:
+                out[f.name] = self.types.for_field(f).to_json(f, record[f.name])
+        return out
+
+    def title_of(self, entity: Entity | str, record: dict) -> str:
+        entity = self.entity(entity) if isinstance(entity, str) else entity
+        if entity.title and record.get(entity.title) not in (None, ""):
+            f = entity.fields[entity.title]
+            return self.types.for_field(f).to_text(f, record[entity.title], self.tenant.field_context())
+        return f"{entity.label.get()} #{record.get('id')}"
+
+    def titles(self, entity_name: str, ids: Iterable) -> dict:
+        """{id: title} for records of an entity (for showing references)."""
+        entity = self.entity(entity_name)
+        ids = {i for i in ids if i is not None}
+        if not ids:
+            return {}
+        t = self.schema.table(entity)
+        cols = [t.c.id] + ([t.c[entity.title]] if entity.title else [])
+        out = {}
+        with self.tenant.db.connect() as conn:
+            for row in conn.execute(sa.select(*cols).where(t.c.id.in_(list(ids)))).mappings():
+                out[row["id"]] = self.title_of(entity, dict(row))
+        return out
+
+    def user_names(self, ids: Iterable) -> dict:
+        ids = {i for i in ids if i is not None}
+        if not ids:
+            return {}
+        u = self.schema.system["users"]
+        with self.tenant.db.connect() as conn:
+            return {r.id: (r.display_name or r.username) for r in
+                    conn.execute(sa.select(u.c.id, u.c.username, u.c.display_name).where(u.c.id.in_(list(ids))))}
+
+    def display(self, entity_name: str, record: dict, locale: str | None = None) -> dict:
+        """{field: text} formatted for people; references by title, users by name, options by label."""
+        entity = self.entity(entity_name) if isinstance(entity_name, str) else entity_name
+        ctx = self.tenant.field_context(locale)
+        out = {}
+        users = self.user_names([record.get(n) for n in ("created_by", "updated_by", "owner")] +
+                                [record.get(f.name) for f in entity.fields.values() if f.type == "user"])
+        for name in entity.system_fields:
+            if name not in record:
+                continue
+            f = system_field(name) if name in ("created_at", "updated_at", "created_by", "updated_by", "owner",
+                                               "department", "version", "id") else None
+            v = record[name]
+            if f is not None and f.type == "user":
+                out[name] = users.get(v, "" if v is None else f"#{v}")
+            elif f is not None:
+                out[name] = self.types.for_field(f).to_text(f, v, ctx)
+        for f in entity.fields.values():
+            if f.name not in record:
+                continue
+            v = record[f.name]
+            if f.type == "reference":
+                out[f.name] = self.titles(f.to, [v]).get(v, "") if v is not None else ""
+            elif f.type == "user":
+                out[f.name] = users.get(v, "") if v is not None else ""
+            elif f.child is not None:
+                out[f.name] = [self.display(f.child, r, locale) for r in v or []]
+            else:
+                out[f.name] = self.types.for_field(f).to_text(f, v, ctx)
+        return out
+
+    def display_many(self, entity_name: str, records: list[dict], locale: str | None = None) -> list[dict]:
+        return [self.display(entity_name, r, locale) for r in records]
+
+
+class _Nested:
+    """Use the caller's connection (and its transaction) instead of opening one."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def __enter__(self):
+        return self.conn
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _as_id(rid) -> int:
+    try:
+        return int(rid)
+    except (TypeError, ValueError):
+        raise NotFound("not found") from None

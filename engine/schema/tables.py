@@ -1,0 +1,96 @@
+"""SQLAlchemy Core tables built from a tenant model, on a MetaData owned by that tenant."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import sqlalchemy as sa
+
+from ..metadata.model import Entity, Field, TenantModel
+from .system import define_system_tables, id_column
+
+NAMING = {"ix": "ix_%(table_name)s_%(column_0_name)s"}
+
+
+def index_name(table: str, column: str, unique: bool) -> str:
+    # Postgres truncates identifiers at 63 bytes; hash long names so they stay unique and stable.
+    name = f"{'uq' if unique else 'ix'}_{table}_{column}"
+    if len(name) > 60:
+        name = name[:49] + "_" + hashlib.sha1(name.encode()).hexdigest()[:10]
+    return name
+
+
+def system_columns(entity: Entity) -> list[sa.Column]:
+    """The columns every record has (id, audit stamps, owner, department, version)."""
+    if entity.is_child:
+        return [id_column(),
+                sa.Column("parent_id", sa.BigInteger, nullable=False, index=False),
+                sa.Column("position", sa.Integer, nullable=False, server_default="0")]
+    return [
+        id_column(),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.BigInteger),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.BigInteger),
+        sa.Column("owner", sa.BigInteger),
+        sa.Column("department", sa.String(100)),
+        sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    ]
+
+
+def column_settings(field: Field) -> dict:
+    """The field keys that shape its column: a change to any of them is a retype."""
+    out = {"type": field.type}
+    if field.type == "formula":
+        out["returns"] = field.returns
+    if field.max_length and field.type in ("text", "formula"):
+        out["max_length"] = field.max_length
+    if "scale" in field.settings:
+        out["scale"] = field.settings["scale"]
+    return out
+
+
+class TenantSchema:
+    """The tables of one tenant: system fw_ tables plus one table per entity and subtable."""
+
+    def __init__(self, model: TenantModel, field_types, archived: dict[str, list[sa.Column]] | None = None):
+        self.model = model
+        self.field_types = field_types
+        self.metadata = sa.MetaData(naming_convention=NAMING)
+        self.system = define_system_tables(self.metadata)
+        self.tables: dict[str, sa.Table] = {}
+        for entity in model.all_entities():
+            self.tables[entity.table_name] = self._build(entity, (archived or {}).get(entity.table_name, []))
+
+    def _build(self, entity: Entity, archived: list[sa.Column]) -> sa.Table:
+        columns = system_columns(entity)
+        indexes = []
+        t = entity.table_name
+        if entity.is_child:
+            indexes.append(sa.Index(index_name(t, "parent_id", False), "parent_id"))
+        else:
+            indexes.append(sa.Index(index_name(t, "owner", False), "owner"))
+        for field in entity.fields.values():
+            ftype = self.field_types.for_field(field)
+            if not ftype.stored:
+                continue
+            columns.append(sa.Column(field.column, ftype.column_type(field), nullable=True))
+            if field.unique or field.type == "autonumber":
+                indexes.append(sa.Index(index_name(t, field.column, True), field.column, unique=True))
+            elif field.indexed or field.type in ("reference", "user"):
+                indexes.append(sa.Index(index_name(t, field.column, False), field.column))
+        columns.extend(c.copy() if hasattr(c, "copy") else c for c in archived)
+        return sa.Table(t, self.metadata, *columns, *indexes)
+
+    def table(self, entity: Entity | str) -> sa.Table:
+        name = entity if isinstance(entity, str) else entity.table_name
+        return self.tables[name]
+
+    def fingerprint(self) -> str:
+        """A hash of what the database must look like for this model (not labels or rules)."""
+        shape = []
+        for entity in self.model.all_entities():
+            shape.append([entity.table_name, sorted(
+                [f.name, column_settings(f), bool(f.unique), bool(f.indexed)]
+                for f in entity.fields.values() if self.field_types.for_field(f).stored)])
+        return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,141 @@
+"""A Tenant owns one config's model, its database engine and its plugin manager."""
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from .fields import FieldContext, FieldTypeRegistry
+from .plugins import make_plugin_manager
+
+
+def default_db_url(config_path: str | os.PathLike, tenant_name: str) -> str:
+    """`$FORMWORK_DB`, else `sqlite:///instance/<tenant>.db` beside the config."""
+    env = os.environ.get("FORMWORK_DB")
+    if env:
+        return env
+    folder = Path(config_path).resolve().parent / "instance"
+    return f"sqlite:///{folder / (tenant_name + '.db')}"
+
+
+def create_db_engine(url: str) -> sa.Engine:
+    """An engine with Formwork's connection settings: SQLite in WAL with a busy timeout."""
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            # pysqlite's own BEGIN handling defers locking; take the write lock at BEGIN instead
+            # so concurrent writers queue on busy_timeout rather than failing mid-transaction.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Tenant:
+    """One tenant: config model + database + plugins; nothing here is shared between tenants."""
+
+    def __init__(self, model, db_url: str, pm, field_types: FieldTypeRegistry, functions: dict,
+                 config_path: str | None = None):
+        self.model = model
+        self.pm = pm
+        self.field_types = field_types
+        self.functions = functions
+        self.db_url = db_url
+        self.config_path = config_path
+        self.db = create_db_engine(db_url)
+
+    @classmethod
+    def load(cls, config_path: str | os.PathLike, db_url: str | None = None,
+             plugins: tuple = ()) -> "Tenant":
+        """Check and load a tenant config (raises ConfigError listing every issue)."""
+        from .config import load_model
+
+        pm = make_plugin_manager(plugins)
+        field_types = FieldTypeRegistry.from_plugins(pm)
+        functions = collect_functions(pm)
+        model = load_model(config_path, field_types=field_types, functions=functions)
+        url = db_url or default_db_url(config_path, model.tenant.name)
+        tenant = cls(model, url, pm, field_types, functions, config_path=str(config_path))
+        pm.hook.formwork_tenant_loaded(tenant=tenant)
+        return tenant
+
+    @property
+    def name(self) -> str:
+        return self.model.tenant.name
+
+    @cached_property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.model.tenant.timezone)
+
+    @cached_property
+    def schema(self):
+        """The SQLAlchemy tables for this tenant's model (engine.schema.tables.TenantSchema)."""
+        from .schema.tables import TenantSchema
+
+        return TenantSchema(self.model, self.field_types)
+
+    @cached_property
+    def records(self):
+        """The records service: the only read and write path for entity records."""
+        from .records.service import RecordsService
+
+        return RecordsService(self)
+
+    @cached_property
+    def users(self):
+        """Users, passwords and API tokens."""
+        from .users import UserStore
+
+        return UserStore(self)
+
+    @cached_property
+    def storage(self):
+        from .fields.storage import LocalFileStorage
+
+        base = Path(self.config_path).resolve().parent if self.config_path else Path.cwd()
+        return LocalFileStorage(base / "instance" / "files" / self.name)
+
+    def field_context(self, locale: str | None = None) -> FieldContext:
+        """A context for coercing and displaying values for a caller in `locale`."""
+        departments = tuple((self.model.config.get("departments") or {}).keys())
+        return FieldContext(locale=locale or self.model.tenant.locale, timezone=self.timezone,
+                            currency=self.model.tenant.currency,
+                            phone_region=phone_region(self.model.tenant.locale),
+                            storage=self.storage, departments=departments)
+
+    def dispose(self) -> None:
+        self.db.dispose()
+
+
+def phone_region(locale: str) -> str:
+    """The default phone region for a locale such as zh_CN → CN, en_US → US."""
+    parts = locale.replace("-", "_").split("_")
+    return parts[1].upper() if len(parts) > 1 else "CN"
+
+
+def collect_functions(pm) -> dict:
+    """Merge every plugin's expression functions; later plugins override earlier ones."""
+    functions: dict = {}
+    for batch in reversed(pm.hook.formwork_expressions_functions()):
+        functions.update(batch or {})
+    return functions
