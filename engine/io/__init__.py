@@ -1,0 +1,1 @@
+"""Import and export of records (CSV, JSON) through the records service."""
