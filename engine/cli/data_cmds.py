@@ -133,12 +133,16 @@ def export(config, entity, db_url, fmt, as_user, with_system):
 @db_option
 @click.option("--size", default=20, show_default=True, help="Records per entity.")
 @click.option("--seed", default=None, type=int, help="Random seed for repeatable data.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the tenant already has records.")
 @reports_errors
-def demo(config, db_url, size, seed):
+def demo(config, db_url, size, seed, if_empty):
     """Fill every entity with realistic demo data (faker, in the tenant's locale)."""
     from ..demo.generate import generate_demo
 
     tenant = _ready_tenant(config, db_url)
+    if if_empty and any(tenant.records.count(name) for name in tenant.model.entities):
+        click.echo("demo data: skipped, the tenant already has records")
+        return
     counts = generate_demo(tenant, size=size, seed=seed)
     click.echo("demo data: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
 
