@@ -247,7 +247,8 @@ class Planner:
         table = ent.table_name
         out = []
         if new_def["required"] and not old_def.get("required"):
-            ids = self._ids_where(conn, table, sa.column(column).is_(None))
+            t = sa.table(table, sa.column("id"), sa.column(column))
+            ids = self._ids_where(conn, t, t.c[column].is_(None))
             if ids[0]:
                 out.append(Change("check", DATA, table, f.column, count=ids[0], sample_ids=ids[1],
                                   detail=f"now required; {ids[0]} record(s) have it empty "
@@ -328,18 +329,17 @@ class Planner:
         return conn.execute(sa.select(sa.func.count()).select_from(sa.table(table, sa.column(column)))
                             .where(sa.column(column).is_not(None))).scalar() or 0
 
-    def _ids_where(self, conn, table, cond) -> tuple[int, list]:
-        t = sa.table(table, sa.column("id"))
+    def _ids_where(self, conn, t, cond) -> tuple[int, list]:
         n = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar() or 0
         ids = [r[0] for r in conn.execute(sa.select(t.c.id).where(cond).order_by(t.c.id).limit(SAMPLE_IDS))]
         return n, ids
 
     def _duplicates(self, conn, table, column) -> tuple[int, list]:
         t = sa.table(table, sa.column("id"), sa.column(column))
-        dup_values = (sa.select(t.c[column]).where(t.c[column].is_not(None)).group_by(t.c[column])
+        inner = sa.table(table, sa.column(column)).alias("dup")
+        dup_values = (sa.select(inner.c[column]).where(inner.c[column].is_not(None)).group_by(inner.c[column])
                       .having(sa.func.count() > 1))
-        cond = t.c[column].in_(dup_values)
-        return self._ids_where(conn, table, cond)
+        return self._ids_where(conn, t, t.c[column].in_(dup_values))
 
     def _values(self, conn, table, column):
         t = sa.table(table, sa.column("id"), sa.column(column))
