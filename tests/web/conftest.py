@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from engine import hookspecs
 from engine.fields import FieldTypeRegistry
 from engine.metadata import Entity, Field, Label, TenantInfo, TenantModel
-from engine.schema.system import define_system_tables
 from engine.tenant import Tenant
 
 PASSWORD = "correct-horse-9"
@@ -43,13 +42,35 @@ def small_model(config=None) -> TenantModel:
                        config=config, files=[], fingerprint="test")
 
 
+def _field_types() -> FieldTypeRegistry:
+    """The built-in field types: from the plugin when it exists, else straight from engine.fields."""
+    try:
+        from engine.plugins import make_plugin_manager
+
+        return FieldTypeRegistry.from_plugins(make_plugin_manager())
+    except ImportError:
+        import importlib
+        import pkgutil
+
+        import engine.fields as pkg
+        from engine.fields.base import FieldType
+
+        found = []
+        for info in pkgutil.iter_modules(pkg.__path__):
+            mod = importlib.import_module(f"engine.fields.{info.name}")
+            found += [v() for v in vars(mod).values()
+                      if isinstance(v, type) and issubclass(v, FieldType) and v.name
+                      and v.__module__ == mod.__name__ and not v.__name__.startswith("_")]
+        return FieldTypeRegistry(found)
+
+
 def make_tenant(db_url: str, config=None) -> Tenant:
     pm = pluggy.PluginManager("formwork")
     pm.add_hookspecs(hookspecs)
-    tenant = Tenant(small_model(config), db_url, pm, FieldTypeRegistry([]), {})
-    md = sa.MetaData()
-    define_system_tables(md)
-    md.create_all(tenant.db)
+    tenant = Tenant(small_model(config), db_url, pm, _field_types(), {})
+    from engine.schema.migrate import migrate
+
+    migrate(tenant)
     return tenant
 
 
@@ -84,6 +105,20 @@ def login(client, username, password=PASSWORD, follow=False):
     token = csrf_from(page.get_data(as_text=True))
     return client.post("/login", data={"username": username, "password": password, "csrf_token": token},
                        follow_redirects=follow)
+
+
+class Helpers:
+    """Helpers for web tests, handed out by the `h` fixture (tests/web is not a package)."""
+
+    PASSWORD = PASSWORD
+    csrf_from = staticmethod(csrf_from)
+    login = staticmethod(login)
+    make_tenant = staticmethod(make_tenant)
+
+
+@pytest.fixture
+def h():
+    return Helpers
 
 
 @pytest.fixture

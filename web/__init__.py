@@ -1,0 +1,74 @@
+"""The Formwork web application: `create_app()` builds a Flask app over one tenant."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from .context import FormworkState
+
+
+def _load_tenant(tenant_or_config_path, db_url):
+    if isinstance(tenant_or_config_path, (str, os.PathLike)):
+        from engine.tenant import Tenant
+
+        return Tenant.load(tenant_or_config_path, db_url=db_url)
+    return tenant_or_config_path
+
+
+def _secret_key(tenant) -> str:
+    """$FORMWORK_SECRET_KEY, else a key kept in instance/ beside the config (shared by workers)."""
+    env = os.environ.get("FORMWORK_SECRET_KEY")
+    if env:
+        return env
+    if not getattr(tenant, "config_path", None):
+        return secrets.token_hex(32)
+    path = Path(tenant.config_path).resolve().parent / "instance" / f"{tenant.name}.secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def create_app(tenant_or_config_path, db_url: str | None = None, config: dict | None = None) -> Flask:
+    """An app serving one tenant: a Tenant object, or a config path loaded with `db_url`."""
+    tenant = _load_tenant(tenant_or_config_path, db_url)
+    app = Flask(__name__)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME=f"fw_{tenant.name}",
+        MAX_CONTENT_LENGTH=32 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    if config:
+        app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(tenant)
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.extensions["formwork"] = FormworkState(tenant=tenant)
+
+    from . import auth, errors, home, search, security, views
+
+    security.init_app(app)
+    views.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(home.bp)
+    app.register_blueprint(search.bp)
+    from . import entities
+
+    app.register_blueprint(entities.bp)
+
+    @app.get("/healthz", endpoint="health")
+    def health():
+        return {"status": "ok", "tenant": tenant.name}
+
+    return app

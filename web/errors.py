@@ -1,0 +1,45 @@
+"""Error pages and JSON errors: 404/400/500 rendered in the user's language, never a traceback."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import BadRequest, NotFound
+
+from .i18n import gettext as _
+from .security import api_error, is_api_request, safe_next
+
+
+def init_app(app) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        if is_api_request():
+            return api_error(400, f"CSRF check failed: {exc.description}")
+        flash(_("The form expired; please try again."), "error")
+        return redirect(safe_next(request.full_path.rstrip("?") if request.method == "GET"
+                                  else request.path, "/"))
+
+    @app.errorhandler(NotFound)
+    def not_found(exc):
+        if is_api_request():
+            return api_error(404, str(exc) or "not found")
+        return render_template("errors/error.html", code=404, title=_("Page not found"),
+                               message=_("The page or record you asked for does not exist.")), 404
+
+    @app.errorhandler(BadRequest)
+    def bad_request(exc):
+        if is_api_request():
+            return api_error(400, str(exc))
+        return render_template("errors/error.html", code=400, title=_("Something went wrong"),
+                               message=str(exc)), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        if is_api_request():
+            return api_error(exc.code or 500, exc.description or exc.name)
+        title = _("Page not found") if exc.code == 404 else _("Something went wrong")
+        message = (_("The page or record you asked for does not exist.") if exc.code == 404
+                   else _("The request could not be completed."))
+        return render_template("errors/error.html", code=exc.code, title=title,
+                               message=message), exc.code

@@ -1,0 +1,63 @@
+"""The personal workbench (R8): my records per entity and one-click "new customer" / "log follow-up"."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, render_template
+from flask_login import current_user
+
+from .context import records, tenant
+from .i18n import gettext as _, label
+
+bp = Blueprint("home", __name__)
+
+FOLLOW_UP_NAMES = ("followup", "follow_up", "followups", "follow_ups", "activity", "visit")
+CUSTOMER_NAMES = ("customer", "customers", "account", "client")
+
+
+def quick_actions(model) -> list[dict]:
+    """The workbench's one-click actions: `workbench.actions` in the config, else customer/follow-up."""
+    names = ((model.config or {}).get("workbench") or {}).get("actions")
+    if not names:
+        names = [n for n in CUSTOMER_NAMES if n in model.entities][:1]
+        names += [n for n in FOLLOW_UP_NAMES if n in model.entities][:1]
+        if not names and model.entities:
+            names = [next(iter(model.entities))]
+    actions = []
+    for i, name in enumerate(n for n in names if n in model.entities):
+        ent = model.entities[name]
+        text = (_("Log follow-up") if name in FOLLOW_UP_NAMES
+                else _("New %(entity)s", entity=label(ent.label) or name))
+        actions.append({"entity": name, "text": text, "primary": i == 0})
+    return actions
+
+
+def my_records(model, limit: int = 5) -> list[dict]:
+    """For each entity: the caller's most recently updated records and how many they own."""
+    service = records()
+    boards = []
+    for ent in model.entities.values():
+        board = {"entity": ent, "items": [], "count": None}
+        if service is not None:
+            mine = {"owner": str(current_user.id)}
+            page = service.list(ent.name, current_user.user, filters=mine, sort="-updated_at",
+                                limit=limit)
+            board["count"] = service.count(ent.name, current_user.user, filters=mine)
+            for rec in page.items:
+                shown = service.display(ent.name, rec)
+                board["items"].append({"id": rec["id"], "title": shown.get(ent.title) or f"#{rec['id']}",
+                                       "updated": shown.get("updated_at", "")})
+        boards.append(board)
+    return boards
+
+
+def greeting() -> str:
+    hour = datetime.now(tenant().timezone).hour
+    return _("Good morning") if hour < 12 else _("Good afternoon") if hour < 18 else _("Good evening")
+
+
+@bp.get("/")
+def index():
+    model = tenant().model
+    return render_template("home/index.html", actions=quick_actions(model), boards=my_records(model),
+                           greeting=greeting())

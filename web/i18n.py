@@ -1,0 +1,143 @@
+"""UI chrome in Chinese and English: a small catalogue keyed by the English text."""
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from flask import current_app, g, request, session
+from flask_login import current_user
+
+LANGUAGES = MappingProxyType({"zh": "中文", "en": "English"})
+# The records service and field display take full locales; chrome only needs the language.
+LOCALES = MappingProxyType({"zh": "zh_CN", "en": "en_US"})
+
+_ZH = {
+    # layout and navigation
+    "Home": "工作台",
+    "Workbench": "工作台",
+    "Search": "搜索",
+    "Search customers, contacts, phone…": "搜索客户、联系人、电话…",
+    "Menu": "菜单",
+    "Close menu": "关闭菜单",
+    "Records": "业务数据",
+    "Signed in as": "当前用户",
+    "Sign out": "退出登录",
+    "Change password": "修改密码",
+    "Language": "语言",
+    "Skip to content": "跳到正文",
+    "Administrator": "管理员",
+    # login
+    "Sign in": "登录",
+    "Sign in to %(tenant)s": "登录 %(tenant)s",
+    "Username": "用户名",
+    "Password": "密码",
+    "Invalid username or password.": "用户名或密码错误。",
+    "Too many failed attempts. Try again in 15 minutes.": "失败次数过多，请 15 分钟后再试。",
+    "Please sign in to continue.": "请先登录。",
+    "You have been signed out.": "您已退出登录。",
+    "Your session has ended. Please sign in again.": "会话已结束，请重新登录。",
+    "Powered by Formwork": "由 Formwork 驱动",
+    # password
+    "Set a new password": "设置新密码",
+    "Your initial password must be changed before you continue.":
+        "首次登录需要修改初始密码后才能继续使用。",
+    "Current password": "当前密码",
+    "New password": "新密码",
+    "Confirm new password": "确认新密码",
+    "At least %(min)s characters.": "至少 %(min)s 个字符。",
+    "The two passwords do not match.": "两次输入的密码不一致。",
+    "Password changed.": "密码已修改。",
+    "Save password": "保存密码",
+    "Cancel": "取消",
+    "password_too_short": "密码至少需要 %(min)s 个字符",
+    "password_unchanged": "新密码不能与旧密码相同",
+    "password_wrong": "当前密码不正确",
+    "This field is required.": "此项必填。",
+    "The form expired; please try again.": "表单已过期，请重试。",
+    # workbench
+    "Good morning": "早上好",
+    "Good afternoon": "下午好",
+    "Good evening": "晚上好",
+    "Here is what needs your attention today.": "这是今天需要您关注的内容。",
+    "New %(entity)s": "新建%(entity)s",
+    "Log follow-up": "记录跟进",
+    "My %(entity)s": "我的%(entity)s",
+    "View all": "查看全部",
+    "Nothing here yet.": "暂无数据。",
+    "Records you own appear here.": "您负责的记录会显示在这里。",
+    "Quick actions": "快捷操作",
+    "records": "条",
+    "Updated": "更新于",
+    # search
+    "Quick search": "快速搜索",
+    "Results for “%(q)s”": "“%(q)s” 的搜索结果",
+    "No results for “%(q)s”.": "没有找到与 “%(q)s” 匹配的结果。",
+    "Type a company name, a person or a phone number.": "输入公司名称、联系人或电话号码。",
+    "Search is not available yet.": "搜索暂不可用。",
+    # errors and banners
+    "Page not found": "页面不存在",
+    "The page or record you asked for does not exist.": "您访问的页面或记录不存在。",
+    "Back to workbench": "返回工作台",
+    "Something went wrong": "出错了",
+    "The request could not be completed.": "请求未能完成。",
+    "Not available yet": "暂不可用",
+    "This part of the application is still being built.": "该功能正在建设中。",
+    "A configuration change is waiting to be applied; run `formwork plan` then `formwork migrate`.":
+        "有待应用的配置变更；请运行 `formwork plan`，然后运行 `formwork migrate`。",
+}
+
+# Message keys (from engine.users errors) need English text too; plain English keys do not.
+_EN = {
+    "password_too_short": "A password needs at least %(min)s characters",
+    "password_unchanged": "The new password must differ from the old one",
+    "password_wrong": "The current password is wrong",
+}
+
+CATALOGUE = MappingProxyType({"zh": MappingProxyType(_ZH), "en": MappingProxyType(_EN)})
+
+
+def tenant_language() -> str:
+    """The tenant's default chrome language."""
+    locale = current_app.extensions["formwork"].tenant.model.tenant.locale or "zh_CN"
+    return "zh" if locale.lower().startswith("zh") else "en"
+
+
+def get_lang() -> str:
+    """The caller's language: session choice, then the user's saved one, then the tenant default."""
+    cached = g.get("fw_lang")
+    if cached:
+        return cached
+    lang = session.get("lang")
+    if lang not in LANGUAGES and request and getattr(current_user, "is_authenticated", False):
+        saved = (current_user.locale or "")[:2].lower()
+        lang = saved if saved in LANGUAGES else None
+    if lang not in LANGUAGES:
+        lang = tenant_language()
+    g.fw_lang = lang
+    return lang
+
+
+def get_locale() -> str:
+    """The full locale (zh_CN / en_US) for engine calls; the tenant's own when languages agree."""
+    lang = get_lang()
+    tenant_locale = current_app.extensions["formwork"].tenant.model.tenant.locale or "zh_CN"
+    return tenant_locale if tenant_locale[:2].lower() == lang else LOCALES[lang]
+
+
+def gettext(text: str, **params) -> str:
+    """Translate chrome text into the caller's language; %(name)s placeholders take `params`."""
+    translated = CATALOGUE.get(get_lang(), {}).get(text, text)
+    if params:
+        try:
+            return translated % params
+        except (KeyError, ValueError, TypeError):
+            return translated
+    return translated
+
+
+def label(value, lang: str | None = None) -> str:
+    """Text of a model Label (or plain string) in the caller's language."""
+    if value is None:
+        return ""
+    if hasattr(value, "get") and not isinstance(value, dict):
+        return value.get(LOCALES.get(lang or get_lang(), lang))
+    return str(value)
