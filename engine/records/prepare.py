@@ -91,12 +91,15 @@ class Preparer:
             self._add_value_error(errors, ekey, field, exc)
             return []
         child = self.children[field.name]
+        # Rows echoed back from a read carry their id: compare their read-only values with that row.
+        old_rows = {r.get("id"): r for r in (old or {}).get(field.name) or []}
         out = []
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 errors.add(f"{ekey}.{i}", "not_a_list")
                 continue
-            clean = child.coerce_input(row, None, ctx, errors, prefix=f"{ekey}.{i}.")
+            before = old_rows.get(row.get("id")) if row.get("id") is not None else None
+            clean = child.coerce_input(row, before, ctx, errors, prefix=f"{ekey}.{i}.")
             out.append(child.complete(clean, None, ctx, errors, prefix=f"{ekey}.{i}."))
         return out
 

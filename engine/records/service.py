@@ -601,7 +601,7 @@ class RecordsService:
         fields = [f for f in entity.fields.values() if f.type == "autonumber"]
         if not fields:
             return
-        from ..fields.autonumber import autonumber_period, render_autonumber
+        from ..fields.computed import autonumber_period, render_autonumber
 
         local = now.astimezone(self.tenant.timezone)
         for f in fields:
