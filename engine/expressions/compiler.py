@@ -37,7 +37,7 @@ FIELD_RESULT_TYPES: Mapping[str, str] = MappingProxyType({
     "text": "text", "string": "text", "textarea": "text", "longtext": "text", "richtext": "text",
     "markdown": "text", "email": "text", "phone": "text", "mobile": "text", "landline": "text",
     "wechat": "text", "url": "text", "select": "text", "radio": "text", "autonumber": "text",
-    "address": "text",
+    "address": "text", "department": "text",
     "boolean": "boolean", "bool": "boolean", "checkbox": "boolean",
     "date": "date",
     "datetime": "datetime", "timestamp": "datetime",
@@ -201,7 +201,7 @@ def _syntax_error(exc: SyntaxError, text: str) -> ExpressionError:
     hint = ""
     if re.search(r"(?<![=!<>])=(?!=)", text):
         hint = "; use == to compare"
-    return ExpressionError(f"syntax error: {msg} (column {col}){hint}", column=col, source=text)
+    return ExpressionError(f"syntax error: {msg}{hint} (column {col})", column=col, source=text)
 
 
 def field_result_type(field: Any, name: str | None = None) -> str | None:
