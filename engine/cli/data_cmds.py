@@ -121,7 +121,9 @@ def export(config, entity, db_url, fmt, as_user, with_system):
     tenant = _ready_tenant(config, db_url)
     ent = tenant.model.entity(_entity_name(tenant, entity))
     user = _user(tenant, as_user)
-    out = click.get_text_stream("stdout", encoding="utf-8")
+    out = sys.stdout
+    if hasattr(out, "reconfigure"):  # a C-locale terminal would otherwise fail on Chinese text
+        out.reconfigure(encoding="utf-8")
     writer = write_csv if fmt == "csv" else write_json
     n = writer(tenant.records, ent, iterate_all(tenant.records, ent.name, user), out, with_system)
     out.flush()
