@@ -1,0 +1,221 @@
+"""The JSON Schema (Draft 2020-12) of a tenant config, built from the field type registry.
+
+``build_schema(field_types)`` is what ``formwork check`` validates against; the built-in types'
+schema is committed as ``engine/config/tenant.schema.json`` for editors
+(``# yaml-language-server: $schema=<formwork schema --path>``). Regenerate it with
+``formwork schema > engine/config/tenant.schema.json`` after changing a field type's
+``settings_schema`` (tests/test_config.py fails while it is stale).
+Every object is closed (``additionalProperties: false``) so a misspelt key is an error.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SCHEMA_PATH = Path(__file__).resolve().with_name("tenant.schema.json")
+
+IDENTIFIER = r"^[a-z][a-z0-9_]*$"
+IDENTIFIER_MAX = 50
+
+# The field types of the contract; used when no registry is given.
+CORE_TYPES = ("text", "textarea", "integer", "decimal", "money", "percent", "boolean", "date", "datetime",
+              "select", "multiselect", "reference", "user", "department", "phone", "email", "url",
+              "formula", "autonumber", "file", "subtable")
+
+# Field keys that belong to particular types (others are common to every type).
+TYPE_KEYS = {
+    "options": ("select", "multiselect"),
+    "to": ("reference",),
+    "expr": ("formula",),
+    "returns": ("formula",),
+    "format": ("autonumber",),
+    "fields": ("subtable",),
+}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _closed(properties: dict, required: list[str] | None = None, **extra) -> dict:
+    out: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        out["required"] = required
+    out.update(extra)
+    return out
+
+
+def _names_to(value_schema: dict, description: str) -> dict:
+    """A mapping whose keys are identifiers."""
+    return {"type": "object", "description": description, "propertyNames": _ref("identifier"),
+            "additionalProperties": value_schema}
+
+
+def _field_schema(type_names: list[str], field_types) -> dict:
+    props: dict[str, Any] = {
+        "type": {"description": "The field type.", "enum": type_names},
+        "label": _ref("label"),
+        "required": {"type": "boolean", "description": "A value must be given."},
+        "unique": {"type": "boolean", "description": "No two records may share a value."},
+        "default": {"description": "A value, or an expression starting with a function call such as today()."},
+        "min": {"type": ["number", "string"], "description": "Smallest allowed value (number or ISO date)."},
+        "max": {"type": ["number", "string"], "description": "Largest allowed value (number or ISO date)."},
+        "max_length": {"type": "integer", "minimum": 1, "description": "Most characters allowed."},
+        "pattern": {"type": "string", "description": "A regular expression the whole value must match."},
+        "pattern_message": _ref("label"),
+        "help": _ref("label"),
+        "indexed": {"type": "boolean", "description": "Add a database index for fast filtering."},
+        "options": {"description": "select/multiselect: a dictionary name or a list of options.",
+                    "oneOf": [_ref("identifier"), _ref("options")]},
+        "to": {**_ref("identifier"), "description": "reference: the target entity."},
+        "expr": {"type": "string", "description": "formula: the expression computing the value."},
+        "returns": {"description": "formula: the field type of the result.", "enum": type_names},
+        "format": {"type": "string", "description": "autonumber: e.g. \"HT-{YYYY}-{seq:4}\"."},
+        "fields": {**_ref("fields"), "description": "subtable: the fields of each row."},
+        "renamed_from": {**_ref("identifier"),
+                         "description": "The field's previous name: migrate renames the column, keeping data."},
+    }
+    if field_types is not None:
+        for tname in type_names:
+            ftype = field_types[tname]
+            for key, sub in (getattr(ftype, "settings_schema", None) or {}).items():
+                props.setdefault(key, sub)
+    return _closed(props, ["type"], title="a field: {type: …, label: …}")
+
+
+def build_schema(field_types=None) -> dict:
+    """The tenant config JSON Schema; field type names and settings come from `field_types`."""
+    type_names = list(field_types.names()) if field_types is not None else list(CORE_TYPES)
+    label = {
+        "title": "a text or texts per language such as {zh: 客户, en: Customer}",
+        "oneOf": [
+            {"type": "string", "title": "a text"},
+            {"type": "object", "title": "texts per language such as {zh: 客户, en: Customer}",
+             "propertyNames": {"pattern": r"^[a-z]{2}([_-][A-Za-z]{2,4})?$"},
+             "additionalProperties": {"type": "string"}, "minProperties": 1},
+        ],
+    }
+    option = {
+        "title": "an option: a plain value or {value: …, label: …}",
+        "oneOf": [
+            {"type": ["string", "number"], "title": "a plain value"},
+            _closed({"value": {"type": ["string", "number"]}, "label": _ref("label")}, ["value"],
+                    title="{value: …, label: …}"),
+        ],
+    }
+    rule = _closed({
+        "check": {"type": "string", "description": "An expression that must not come out false."},
+        "message": _ref("label"),
+        "field": {**_ref("identifier"), "description": "Show the message under this field."},
+    }, ["check", "message"], title="a rule: {check: …, message: …}")
+    layout = _closed({
+        "list": {"type": "array", "items": _ref("identifier"), "minItems": 1,
+                 "description": "Columns of the list page (fields or system fields such as owner)."},
+        "form": {"type": "array", "minItems": 1, "description": "Sections of the form.",
+                 "items": _closed({"section": _ref("label"),
+                                   "fields": {"type": "array", "items": _ref("identifier"), "minItems": 1}},
+                                  ["fields"], title="a form section: {section: …, fields: […]}")},
+    }, title="a layout: {list: […], form: […]}")
+    entity = _closed({
+        "label": _ref("label"),
+        "title": {**_ref("identifier"), "description": "The field that names a record."},
+        "fields": {**_ref("fields"), "minProperties": 1},
+        "rules": {"type": "array", "items": rule, "description": "Record rules."},
+        "layout": layout,
+        "duplicates": {"type": "array", "items": {"type": "object"},
+                       "description": "Duplicate detection rules (see the duplicates section)."},
+        "quality": {"type": "object", "description": "Data-quality settings (see the quality section)."},
+    }, ["fields"], title="an entity: {label: …, fields: {…}}")
+    department = _closed({
+        "label": _ref("label"),
+        "parent": {**_ref("identifier"), "description": "The department above this one."},
+        "managers": {"type": "array", "items": {"type": "string"}, "description": "Usernames of its managers."},
+    }, title="a department: {label: …, parent: …}")
+    role = _closed({
+        "label": _ref("label"),
+        "all": {"type": "boolean", "description": "May do everything (like admin)."},
+        "entities": {"type": "object", "propertyNames": _ref("identifier"),
+                     "description": "Rights per entity (see the permissions section)."},
+        "fields": {"type": "object", "description": "Field-level rights as entity.field: hidden | read | write."},
+    }, title="a role: {label: …, entities: {…}}")
+    dictionary = {
+        "title": "a dictionary: a list of options, or {label: …, options: […]}",
+        "oneOf": [
+            _ref("options"),
+            _closed({"label": _ref("label"), "options": _ref("options")}, ["options"],
+                    title="{label: …, options: […]}"),
+        ],
+    }
+    tenant = _closed({
+        "name": {**_ref("identifier"), "description": "The tenant's short name (database, URLs)."},
+        "label": _ref("label"),
+        "locale": {"type": "string", "pattern": r"^[a-z]{2}([_-][A-Z]{2})?$",
+                   "description": "Language and region, e.g. zh_CN or en_US."},
+        "timezone": {"type": "string", "description": "An IANA time zone, e.g. Asia/Shanghai."},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 code, e.g. CNY."},
+    }, ["name"], title="the tenant: {name: …, label: …}")
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Formwork tenant config",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["tenant", "entities"],
+        "properties": {
+            "tenant": tenant,
+            "extends": {"type": "string", "description": "A template: a name in configs/ or a path to a .yaml file."},
+            "dictionaries": _names_to(dictionary, "Preset lists referenced by select fields' options:."),
+            "departments": _names_to(department, "The organisation tree."),
+            "roles": _names_to(role, "Roles and what they may do."),
+            "entities": {**_names_to(_ref("entity"), "The record types."), "minProperties": 1},
+        },
+        "$defs": {
+            "identifier": {"type": "string", "pattern": IDENTIFIER, "maxLength": IDENTIFIER_MAX,
+                           "title": "a name of lower-case letters, digits and _ starting with a letter"},
+            "label": label,
+            "option": option,
+            "options": {"type": "array", "items": _ref("option"), "minItems": 1, "title": "a list of options"},
+            "entity": entity,
+            "fields": _names_to(_ref("field"), "Fields by name."),
+            "field": _field_schema(type_names, field_types),
+        },
+    }
+
+
+def schema_keys(schema: dict) -> set[str]:
+    """Every property name the schema defines anywhere (for the docs test)."""
+    keys: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in (node.get("properties") or {}).items():
+                keys.add(k)
+                walk(v)
+            for k, v in node.items():
+                if k != "properties":
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    return keys
+
+
+def schema_text(schema: dict) -> str:
+    return json.dumps(schema, ensure_ascii=False, indent=2) + "\n"
+
+
+def builtin_schema() -> dict:
+    """The schema for the built-in plugins' field types (what tenant.schema.json holds)."""
+    from ..fields import FieldTypeRegistry
+    from ..plugins import make_plugin_manager
+
+    return build_schema(FieldTypeRegistry.from_plugins(make_plugin_manager()))
+
+
+def write_schema(path: Path = SCHEMA_PATH) -> Path:
+    path.write_text(schema_text(builtin_schema()), encoding="utf-8")
+    return path
+
