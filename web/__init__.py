@@ -66,6 +66,8 @@ def create_app(tenant_or_config_path, db_url: str | None = None, config: dict | 
     from . import entities
 
     app.register_blueprint(entities.bp)
+    from .api import bp as api_bp  # JSON API v1, owned by web/api.py
+    app.register_blueprint(api_bp)
 
     @app.get("/healthz", endpoint="health")
     def health():
