@@ -33,6 +33,12 @@ MESSAGES: dict[str, dict[str, str]] = {
                  "en": "This record was changed by {who} at {when}; reload and try again"},
     "not_found": {"zh": "记录不存在", "en": "Record not found"},
     "row_too_many_columns": {"zh": "列数多于表头", "en": "More cells than header columns"},
+    "not_text": {"zh": "不是有效的文本", "en": "Not valid text"},
+    "not_a_mobile": {"zh": "不是有效的手机号码", "en": "Not a valid mobile number"},
+    "not_a_landline": {"zh": "不是有效的固定电话号码", "en": "Not a valid landline number"},
+    "not_a_wechat": {"zh": "不是有效的微信号", "en": "Not a valid WeChat ID"},
+    "too_few_rows": {"zh": "至少需要 {min} 行", "en": "At least {min} rows are required"},
+    "too_many_rows": {"zh": "不能超过 {max} 行", "en": "At most {max} rows"},
 }
 
 

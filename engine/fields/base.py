@@ -82,6 +82,23 @@ class FieldType:
         """A plausible value for demo data (None: leave empty)."""
         return None
 
+    # -- conveniences (extensions; subclasses rarely override them) --------------------------------
+
+    def operators_for(self, field: Field) -> tuple[str, ...]:
+        """The filter operators for this particular field (a formula's depend on what it returns)."""
+        return self.operators
+
+    def sortable_for(self, field: Field) -> bool:
+        """Whether lists may be sorted by this particular field."""
+        return self.sortable
+
+    def clean(self, field: Field, value: Any, ctx: FieldContext) -> Any:
+        """``coerce`` then, for a non-empty result, ``validate``; returns the Python value."""
+        value = self.coerce(field, value, ctx)
+        if value is not None:
+            self.validate(field, value, ctx)
+        return value
+
     def __repr__(self) -> str:
         return f"<FieldType {self.name}>"
 
