@@ -71,8 +71,9 @@ def check_config(path: str | os.PathLike, field_types=None, functions: dict | No
     issues = list(loaded.issues)
     model = None
     if loaded.data is not None:
-        issues.extend(validate_config(loaded.data, loaded.source_map, build_schema(field_types)))
-        builder = ModelBuilder(loaded, field_types, functions, issues)
+        bad_paths: set[tuple] = set()
+        issues.extend(validate_config(loaded.data, loaded.source_map, build_schema(field_types), bad_paths))
+        builder = ModelBuilder(loaded, field_types, functions, issues, bad_paths)
         model = builder.build()
     issues = _tidy(issues, loaded.files)
     return (None if issues else model), issues
@@ -107,8 +108,10 @@ def fingerprint(config: dict) -> str:
 class ModelBuilder:
     """Builds a TenantModel from a merged config, adding every problem to `issues`."""
 
-    def __init__(self, loaded: LoadedConfig, field_types, functions: dict, issues: list[ConfigIssue]):
+    def __init__(self, loaded: LoadedConfig, field_types, functions: dict, issues: list[ConfigIssue],
+                 bad_paths: set[tuple] | None = None):
         self.loaded = loaded
+        self.bad_paths = bad_paths or set()
         self.data: dict = loaded.data or {}
         self.smap: SourceMap = loaded.source_map
         self.field_types = field_types
@@ -121,6 +124,11 @@ class ModelBuilder:
     def error(self, path: tuple, message: str, at: str = "key") -> None:
         loc = self.smap.value(path) if at == "value" else self.smap.key(path)
         self.issues.append(ConfigIssue(loc, message))
+
+    def schema_failed(self, path: tuple) -> bool:
+        """Whether the schema already reported a problem at or under `path`."""
+        n = len(path)
+        return any(p[:n] == path for p in self.bad_paths)
 
     # -- the whole model --------------------------------------------------------------------------
     def build(self) -> TenantModel:
@@ -317,10 +325,11 @@ class ModelBuilder:
         default = raw.get("default")
         if default is not None and not computed and not is_expression_default(default):
             fld.default = default
-            self.check_default(fld, ftype, default, path + ("default",))
+            if not self.schema_failed(path):
+                self.check_default(fld, ftype, default, path + ("default",))
 
         try:
-            found = ftype.check_config(fld, raw) or []
+            found = [] if self.schema_failed(path) else (ftype.check_config(fld, raw) or [])
         except Exception:  # noqa: BLE001 - a type's own check must not crash `check` on odd values
             found = []
         for sub_path, message in found:

@@ -28,13 +28,20 @@ def did_you_mean(word: str, choices) -> str | None:
     return matches[0] if matches else None
 
 
-def validate_config(data: Any, smap: SourceMap, schema: dict) -> list[ConfigIssue]:
-    """Every schema violation in `data`, as located, human-sized issues."""
+def validate_config(data: Any, smap: SourceMap, schema: dict, bad_paths: set | None = None
+                    ) -> list[ConfigIssue]:
+    """Every schema violation in `data`, as located, human-sized issues.
+
+    The config path of each violation is added to `bad_paths` when given (so later checks can
+    leave those parts alone instead of reporting the same problem twice).
+    """
     validator = jsonschema.Draft202012Validator(schema)
     issues: list[ConfigIssue] = []
     seen: set[tuple] = set()
     for error in validator.iter_errors(data):
         for path, which, message in _translate(error, schema):
+            if bad_paths is not None:
+                bad_paths.add(tuple(path))
             loc = smap.key(path) if which == "key" else smap.value(path)
             key = (loc, message)
             if key not in seen:
