@@ -1,0 +1,154 @@
+"""Load 100,000 customers through `formwork import` beside a plain SQLAlchemy Core insert of the same rows.
+
+Usage: .venv/bin/python bench/import_customers.py [--rows N] [--db sqlite|postgresql] [--config PATH]
+
+Both sides write the same rows into identical, freshly migrated tables in the same run. The import
+side is the real CLI in a subprocess (CSV parsing, coercion, validation, formulas, rules, uniqueness
+and reference checks, autonumbers, the audit row per record, one transaction). The baseline is
+`conn.execute(table.insert(), rows)` in chunks of 500 with already-typed values and nothing else.
+Target: import ≥ 1/3 of Core's rows/s.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.demo.generate import DemoGenerator  # noqa: E402
+from engine.schema.migrate import migrate  # noqa: E402
+from engine.tenant import Tenant  # noqa: E402
+
+PG_URL = os.environ.get("FORMWORK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def database(kind: str, folder: Path, name: str) -> tuple[str, callable]:
+    """A fresh database URL and a function that removes it."""
+    if kind == "sqlite":
+        return f"sqlite:///{folder / (name + '.db')}", lambda: None
+    schema = f"fwbench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop():
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
+
+
+def make_rows(tenant, n: int, seed: int = 1) -> list[dict]:
+    """n valid customers in the form a person types them (demo values, unique names)."""
+    gen = DemoGenerator(tenant, seed=seed)
+    entity = tenant.model.entity("customer")
+    rows: list[dict] = []
+    attempt = 0
+    while len(rows) < n:
+        attempt += 1
+        batch = []
+        for _ in range(min(20_000, (n - len(rows)) * 11 // 10 + 10)):
+            values = gen.values(entity)
+            values.pop("owner", None)
+            values[entity.title] = f"{values.get(entity.title) or '公司'}{len(rows) + len(batch):06d}号"
+            batch.append(values)
+        result = tenant.records.create_many("customer", batch, dry_run=True, skip_invalid=True)
+        bad = {e.row for e in result.errors}
+        rows.extend(r for i, r in enumerate(batch, start=1) if i not in bad)
+        if attempt > 20:
+            raise SystemExit("could not generate valid rows: " + str(result.errors[:5]))
+    return rows[:n]
+
+
+def write_csv(entity, rows: list[dict], path: Path) -> None:
+    cols = [f.name for f in entity.fields.values() if any(f.name in r for r in rows[:500])]
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow(["" if r.get(c) is None else str(r[c]) for c in cols])
+
+
+def core_rows(tenant, rows: list[dict]) -> list[dict]:
+    """The same rows as typed database values with system columns, ready for a bare insert."""
+    entity = tenant.model.entity("customer")
+    ctx = tenant.field_context()
+    now = datetime.now(timezone.utc)
+    out = []
+    for r in rows:
+        row = {"created_at": now, "updated_at": now, "version": 1}
+        for name, raw in r.items():
+            f = entity.fields[name]
+            ftype = tenant.field_types.for_field(f)
+            row[name] = ftype.to_db(f, ftype.coerce(f, raw, ctx))
+        out.append(row)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--config", default=str(ROOT / "sample_tenant.yaml"))
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        import_url, drop_import = database(args.db, folder, "import")
+        core_url, drop_core = database(args.db, folder, "core")
+        try:
+            tenant = Tenant.load(args.config, db_url=import_url)
+            migrate(tenant)
+            t0 = time.perf_counter()
+            rows = make_rows(tenant, args.rows)
+            print(f"generated {len(rows):,} valid customers in {time.perf_counter() - t0:.1f}s "
+                  f"({args.db}, {Path(args.config).name})")
+            csv_path = folder / "customers.csv"
+            write_csv(tenant.model.entity("customer"), rows, csv_path)
+
+            core_tenant = Tenant.load(args.config, db_url=core_url)
+            migrate(core_tenant)
+            typed = core_rows(core_tenant, rows)
+            table = core_tenant.schema.table("customer")
+            t0 = time.perf_counter()
+            with core_tenant.db.begin() as conn:
+                for i in range(0, len(typed), 500):
+                    conn.execute(table.insert(), typed[i:i + 500])
+            core_s = time.perf_counter() - t0
+            core_tenant.dispose()
+            tenant.dispose()
+
+            cmd = [str(ROOT / ".venv" / "bin" / "formwork"), "import", args.config, "customer", str(csv_path),
+                   "--db", import_url]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            import_s = time.perf_counter() - t0
+            if proc.returncode != 0:
+                print(proc.stdout[-2000:], proc.stderr[-2000:])
+                raise SystemExit("import failed")
+            n = len(rows)
+            core_rate, import_rate = n / core_s, n / import_s
+            print(f"plain Core insert : {core_s:7.2f}s  {core_rate:10,.0f} rows/s  (baseline, same rows)")
+            print(f"formwork import   : {import_s:7.2f}s  {import_rate:10,.0f} rows/s  "
+                  f"(CLI process incl. start-up, validation, audit)")
+            ratio = import_rate / core_rate
+            print(f"ratio import/core : {ratio:.2f}  (target ≥ 0.33: {'met' if ratio >= 1 / 3 else 'NOT met'})")
+        finally:
+            drop_import()
+            drop_core()
+
+
+if __name__ == "__main__":
+    main()
