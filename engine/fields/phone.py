@@ -27,6 +27,7 @@ from .base import FieldContext, FieldType, fail
 
 _CN_MOBILE_INPUT_RE = re.compile(r"(\+86|0086|86)?(1\d{10})", re.ASCII)
 _CN_MOBILE_E164_RE = re.compile(r"\+861\d{10}", re.ASCII)
+_CN_LANDLINE_INPUT_RE = re.compile(r"(?:(\+86|0086)0?|0)([1-9]\d{8,10})", re.ASCII)
 _EXT_WORDS_RE = re.compile(r"\s*(?:转|分机|ext\.?|x|#)\s*(\d{1,6})\s*$", re.IGNORECASE)
 
 MOBILE, LANDLINE, ANY = "mobile", "landline", "any"
@@ -41,6 +42,41 @@ def _cn_mobile_pattern() -> re.Pattern:
     """The national-number pattern phonenumbers itself uses to accept a CN mobile number."""
     desc = phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile
     return re.compile(desc.national_number_pattern)
+
+
+@lru_cache(maxsize=1)
+def _cn_descriptors() -> tuple:
+    """(fixed-line desc, the other CN number descs) from phonenumbers' own metadata."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    others = [d for d in (meta.mobile, meta.toll_free, meta.premium_rate, meta.shared_cost, meta.voip,
+                          meta.personal_number, meta.pager, meta.uan, meta.voicemail)
+              if d is not None and d.national_number_pattern]
+    return _compiled(meta.fixed_line), tuple(_compiled(d) for d in others)
+
+
+def _compiled(desc) -> tuple[tuple, re.Pattern]:
+    return tuple(desc.possible_length or ()), re.compile(desc.national_number_pattern)
+
+
+def _matches(desc: tuple[tuple, re.Pattern], national: str) -> bool:
+    lengths, pattern = desc
+    return (not lengths or len(national) in lengths) and pattern.fullmatch(national) is not None
+
+
+def fast_cn_landline(raw: str, region: str) -> str | None:
+    """"+862162345678" when `raw` is plainly a Chinese fixed-line number, else None (not decided).
+
+    Uses phonenumbers' own CN fixed-line pattern and possible lengths, and leaves to the full parse
+    any number another CN number type would also claim, so the result equals the full parse. Pure.
+    """
+    m = _CN_LANDLINE_INPUT_RE.fullmatch(raw.translate(_DROP_SEPARATORS))
+    if m is None or not (region == "CN" or m.group(1)):
+        return None
+    national = m.group(2)
+    fixed, others = _cn_descriptors()
+    if not _matches(fixed, national) or any(_matches(d, national) for d in others):
+        return None
+    return "+86" + national
 
 
 _DROP_SEPARATORS = str.maketrans("", "", " -().\t\u00a0\u3000")
@@ -66,6 +102,9 @@ def normalize_phone(raw: str, region: str) -> tuple[str, int] | None:
     fast = fast_cn_mobile(text, region)
     if fast is not None:
         return fast, PhoneNumberType.MOBILE
+    fast = fast_cn_landline(text, region)
+    if fast is not None:
+        return fast, PhoneNumberType.FIXED_LINE
     ext = None
     m = _EXT_WORDS_RE.search(text)
     if m and len(re.sub(r"\D", "", text[:m.start()])) >= 7:
@@ -102,6 +141,8 @@ def phone_number_type(stored: str) -> int | None:
     """The phonenumbers number type of a stored value (CN mobiles without parsing); None if invalid."""
     if _CN_MOBILE_E164_RE.fullmatch(stored) and _cn_mobile_pattern().fullmatch(stored[3:]):
         return PhoneNumberType.MOBILE
+    if stored.startswith("+86") and stored.isascii() and fast_cn_landline(stored, "") is not None:
+        return PhoneNumberType.FIXED_LINE
     got = normalize_phone(stored, "")
     return None if got is None else got[1]
 
@@ -127,7 +168,7 @@ class PhoneType(FieldType):
         raw = value if isinstance(value, str) else str(value)
         region = field.settings.get("region") or ctx.phone_region or ""
         if raw.isascii():  # the bulk of imports and API writes: no cache churn, no full parse
-            fast = fast_cn_mobile(raw, region)
+            fast = fast_cn_mobile(raw, region) or fast_cn_landline(raw, region)
             if fast is not None:
                 return fast
         got = normalize_phone(raw, region)

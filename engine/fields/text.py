@@ -136,6 +136,7 @@ class EmailType(FieldType):
 
 # --------------------------------------------------------------------------------------------- url
 
+_URL_FORBIDDEN_RE = re.compile(r"[\s\x00-\x1f\x7f]")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?!\d)", re.ASCII)
 _IPV4_RE = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)", re.ASCII)
 
@@ -159,7 +160,7 @@ class UrlType(FieldType):
         if not isinstance(value, str):
             raise fail("not_a_url", value=str(value))
         s = value.strip()
-        if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in s):
+        if _URL_FORBIDDEN_RE.search(s):
             raise fail("not_a_url", value=value)
         if s.startswith("//"):
             s = "https:" + s

@@ -47,6 +47,8 @@ class Preparer:
 
         self.formulas = [entity.fields[n] for n in formula_order(entity)]
         self.children = {f.name: Preparer(tenant, f.child) for f in entity.subtables()}
+        self.typed = {name: (f, self.types.for_field(f)) for name, f in entity.fields.items()}
+        self.required = [name for name, (f, t) in self.typed.items() if f.required and not t.computed]
 
     def coerce_input(self, values: dict, old: dict | None, ctx, errors: Errors, prefix: str = "",
                      writable: set | None = None) -> dict:
@@ -54,7 +56,7 @@ class Preparer:
         out: dict = {}
         for key, raw in values.items():
             ekey = prefix + key
-            field = self.entity.fields.get(key)
+            field, ftype = self.typed.get(key, (None, None))
             if field is None:
                 if not self.entity.is_child and key in WRITABLE_SYSTEM:
                     out[key] = self._coerce_system(key, raw, ctx, errors, ekey)
@@ -65,7 +67,6 @@ class Preparer:
                 else:
                     errors.add(ekey, "unknown_field")
                 continue
-            ftype = self.types.for_field(field)
             if ftype.computed or (writable is not None and key not in writable):
                 current = (old or {}).get(key)
                 if not (is_empty(raw) and is_empty(current)) and not _same_json(ftype, field, current, raw):
@@ -135,8 +136,8 @@ class Preparer:
         else:
             record = {**old, **values}
         self.compute(record, loader, now, ctx, errors, prefix)
-        for name, field in self.entity.fields.items():
-            if field.required and is_empty(record.get(name)) and not self.types.for_field(field).computed:
+        for name in self.required:
+            if is_empty(record.get(name)):
                 errors.add(prefix + name, "required")
         for rule in self.entity.rules:
             try:
@@ -180,6 +181,8 @@ class Preparer:
 
 
 def _same(a, b) -> bool:
+    if isinstance(a, datetime) and isinstance(b, str):  # echoed back from JSON (isoformat)
+        return a.isoformat() == b
     return a == b or str(a) == str(b)
 
 

@@ -69,6 +69,7 @@ class RecordsService:
         self.types = tenant.field_types
         self.permissions = Permissions(tenant)
         self._preparers: dict[str, Preparer] = {}
+        self._typed_fields: dict[str, list] = {}
 
     @cached_property
     def schema(self):
@@ -143,18 +144,23 @@ class RecordsService:
             if isinstance(v, datetime) and v.tzinfo is None:
                 v = v.replace(tzinfo=timezone.utc)
             rec[name] = v
-        for f in entity.fields.values():
-            ftype = self.types.for_field(f)
+        for f, ftype in self._typed(entity):
             if ftype.stored:
                 rec[f.name] = ftype.from_db(f, row[f.name])
             elif f.child is not None:
                 rec[f.name] = []
         return rec
 
+    def _typed(self, entity: Entity) -> list:
+        """[(field, field type)] of an entity, looked up once."""
+        key = entity.table_name
+        if key not in self._typed_fields:
+            self._typed_fields[key] = [(f, self.types.for_field(f)) for f in entity.fields.values()]
+        return self._typed_fields[key]
+
     def _to_row(self, entity: Entity, record: dict) -> dict:
         row = {}
-        for f in entity.fields.values():
-            ftype = self.types.for_field(f)
+        for f, ftype in self._typed(entity):
             if ftype.stored and f.name in record:
                 row[f.name] = ftype.to_db(f, record[f.name])
         return row
@@ -665,13 +671,13 @@ class RecordsService:
             if name in record:
                 v = record[name]
                 out[name] = v.isoformat() if isinstance(v, datetime) else v
-        for f in entity.fields.values():
+        for f, ftype in self._typed(entity):
             if f.name not in record:
                 continue
             if f.child is not None:
                 out[f.name] = [self._json(f.child, r) for r in record[f.name] or []]
             else:
-                out[f.name] = self.types.for_field(f).to_json(f, record[f.name])
+                out[f.name] = ftype.to_json(f, record[f.name])
         return out
 
     def title_of(self, entity: Entity | str, record: dict) -> str:
