@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from faker import Faker
@@ -79,10 +79,8 @@ class DemoGenerator:
             elif f.type == "user":
                 if self.user_ids:
                     out[f.name] = self.random.choice(self.user_ids)
-            elif late and f.type in ("date", "datetime"):
-                now = datetime.now(timezone.utc)
-                out[f.name] = now.astimezone(self.ctx.timezone).date().isoformat() if f.type == "date" \
-                    else now.isoformat()
+            elif f.type in ("date", "datetime") and not _is_birthday(f):
+                out[f.name] = self.when(f, late)
             else:
                 v = ftype.demo_value(f, self.faker, self.ctx)
                 if v is not None:
@@ -90,6 +88,19 @@ class DemoGenerator:
         if not entity.is_child and self.user_ids:
             out["owner"] = self.random.choice(self.user_ids)
         return out
+
+    def when(self, field, late: bool) -> str:
+        """A date near today: ahead for next/due/until-like fields, behind otherwise.
+
+        `late` (after failed attempts) keeps past-like values at today, so rules such as
+        "not before the customer was created" hold for records the demo has just created.
+        """
+        future = _looks_ahead(field)
+        days = self.random.randint(1, 60) if future else (0 if late else -self.random.randint(0, 180))
+        moment = datetime.now(timezone.utc) + timedelta(days=days, minutes=self.random.randint(1, 600) if future else 0)
+        if field.type == "date":
+            return moment.astimezone(self.ctx.timezone).date().isoformat()
+        return moment.isoformat()
 
     def create(self, entity: Entity) -> int | None:
         values = self.values(entity)
@@ -105,6 +116,19 @@ class DemoGenerator:
             self.ids.setdefault(entity.name, []).append(rec["id"])
             return rec["id"]
         return None
+
+
+FUTURE_WORDS = ("next", "until", "due", "expire", "expiry", "deadline", "delivery", "close", "reevaluate",
+                "end", "下次", "截止", "到期", "有效期", "交付", "预计")
+
+
+def _looks_ahead(field) -> bool:
+    text = f"{field.name} {field.label.get('zh')} {field.label.get('en')}".lower()
+    return any(w in text for w in FUTURE_WORDS)
+
+
+def _is_birthday(field) -> bool:
+    return "birth" in field.name or "生日" in field.label.get("zh")
 
 
 def generate_demo(tenant, size: int = 20, seed: int | None = None) -> dict[str, int]:

@@ -44,7 +44,10 @@ class TextType(FieldType):
         return issues
 
     def demo_value(self, field: Field, faker: Any, ctx: FieldContext) -> Any:
-        return truncate(demo_text(field, faker), self.max_length(field))
+        value = truncate(demo_text(field, faker), self.max_length(field))
+        if field.pattern and not re.fullmatch(field.pattern, value or ""):
+            value = demo_matching(field.pattern, self.max_length(field)) or value
+        return value
 
 
 class TextareaType(TextType):
@@ -252,6 +255,21 @@ def _zh_address(faker: Any) -> str:
     city = faker.city_name() if hasattr(faker, "city_name") else faker.city()
     city = city if city.endswith("市") else city + "市"
     return f"{faker.province()}{city}{faker.district()}区{street}{faker.random_int(1, 999)}号"
+
+
+def demo_matching(pattern: str, max_length: int | None) -> str | None:
+    """A random string matching `pattern` (rstr's xeger), or None when the pattern defeats it."""
+    import rstr
+
+    for _ in range(10):
+        try:
+            candidate = rstr.xeger(pattern)
+        except Exception:  # noqa: BLE001 - lookarounds and other constructs xeger cannot generate
+            return None
+        candidate = truncate(candidate, max_length)
+        if candidate and re.fullmatch(pattern, candidate):
+            return candidate
+    return None
 
 
 def demo_text(field: Field, faker: Any) -> str:

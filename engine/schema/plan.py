@@ -308,7 +308,7 @@ class Planner:
         out = []
         for op in diff:
             if isinstance(op, alembic_ops.CreateIndexOp) and op.table_name in entities:
-                cols = [str(c) for c in op.columns]
+                cols = [getattr(c, "name", str(c)) for c in op.columns]
                 if any((op.table_name, c) in rename_sources for c in cols):
                     continue
                 if op.unique:
