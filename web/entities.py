@@ -1,11 +1,19 @@
 """Generated pages for every entity: list, create, detail, edit and delete, all from the metadata."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+from werkzeug.datastructures import CombinedMultiDict, MultiDict
 
+from engine.errors import BadRequest, Conflict, ValidationFailed
+
+from . import forms as F
 from .context import records, tenant
+from .i18n import get_lang, get_locale, gettext as _, label
+from .listing import ListQuery, filter_controls, list_columns
+from .timeline import timeline
 
-bp = Blueprint("entities", __name__)
+bp = Blueprint("entities", __name__, url_prefix="/e")
 
 
 def entity_or_404(name: str):
@@ -15,33 +23,309 @@ def entity_or_404(name: str):
     return ent
 
 
-def _pending(ent):
-    from .i18n import gettext as _
+def service():
+    svc = records()
+    if svc is None:  # pragma: no cover - the engine always ships it now
+        abort(503)
+    return svc
 
-    return render_template("errors/error.html", code=503, title=_("Not available yet"),
-                           message=_("This part of the application is still being built."),
-                           entity=ent), 503
+
+def me():
+    return current_user.user
 
 
-@bp.get("/e/<entity>/")
+def elabel(ent) -> str:
+    return label(ent.label) or ent.name
+
+
+# ------------------------------------------------------------------------------------------ list
+
+@bp.get("/<entity>/")
 def list_view(entity):
     ent = entity_or_404(entity)
-    if records() is None:
-        return _pending(ent)
-    abort(501)
+    svc = service()
+    query = ListQuery.from_args(ent, request.args)
+    try:
+        page = svc.list(ent.name, me(), filters=query.filters, search=query.search, sort=query.sort,
+                        limit=query.limit, after=query.after, locale=get_locale())
+        total = svc.count(ent.name, me(), filters=query.filters, search=query.search)
+    except BadRequest as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("entities.list_view", entity=ent.name))
+    columns = list_columns(ent, tenant().field_types)
+    rows = [{"id": r["id"], "text": svc.display(ent.name, r, get_locale()), "record": r} for r in page.items]
+    controls = filter_controls(ent, query, F.Choices(tenant(), get_lang()))
+    for c in controls:
+        if c["kind"] == "reference" and c["value"].isdigit():
+            c["title"] = svc.titles(c["to"], [int(c["value"])]).get(int(c["value"]), "")
+    template = "entities/_table.html" if request.headers.get("HX-Request") and \
+        request.headers.get("HX-Target") == "list-results" else "entities/list.html"
+    return render_template(template, ent=ent, columns=columns, rows=rows, page=page, total=total,
+                           query=query, controls=controls,
+                           nav_active=ent.name, entity_label=elabel(ent))
 
 
-@bp.get("/e/<entity>/new")
+@bp.get("/<entity>/lookup")
+def lookup(entity):
+    """Reference picker results: records whose title or text matches, as clickable options."""
+    ent = entity_or_404(entity)
+    svc = service()
+    q = (request.args.get("q") or "").strip()[:100]
+    page = svc.list(ent.name, me(), search=q or None, sort="-updated_at", limit=10)
+    items = [{"id": r["id"], "title": svc.title_of(ent, r)} for r in page.items]
+    return render_template("entities/_lookup.html", ent=ent, items=items, q=q,
+                           target=request.args.get("target", ""))
+
+
+# ------------------------------------------------------------------------------------------ forms
+
+def _choices():
+    return F.Choices(tenant(), get_lang())
+
+
+def _reference_titles(ent, data: dict) -> dict:
+    """{"field": title, "lines-0-product": title} for every reference value in the form data."""
+    svc = service()
+    out = {}
+    for f in ent.fields.values():
+        if f.type == "reference" and data.get(f.name):
+            try:
+                out[f.name] = svc.titles(f.to, [int(data[f.name])]).get(int(data[f.name]), "")
+            except (TypeError, ValueError):
+                out[f.name] = str(data[f.name])
+        elif f.child is not None:
+            for i, row in enumerate(data.get(f.name) or []):
+                for cf in f.child.fields.values():
+                    if cf.type == "reference" and row.get(cf.name):
+                        try:
+                            rid = int(row[cf.name])
+                            out[f"{f.name}-{i}-{cf.name}"] = svc.titles(cf.to, [rid]).get(rid, "")
+                        except (TypeError, ValueError):
+                            out[f"{f.name}-{i}-{cf.name}"] = str(row[cf.name])
+    return out
+
+
+def _bound_data(form) -> dict:
+    data = {}
+    for name, fld in form._fields.items():
+        if hasattr(fld, "entries"):
+            data[name] = [{k: v.data for k, v in e.form._fields.items()} for e in fld.entries]
+        else:
+            data[name] = fld.data
+    return data
+
+
+CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "HKD": "HK$"}
+
+
+def _computed_texts(ent, form, record) -> tuple[dict, dict]:
+    """Formula texts for the form: from the submitted values after a POST, else from the record."""
+    if request.method == "POST":
+        values = F.submitted_values(ent, form, request.form, MultiDict(), creating=True,
+                                    keep_blank_rows=True)
+        try:
+            shown = _preview(ent, values)
+        except Exception:  # noqa: BLE001 - a preview must never break the form
+            return {}, {}
+        return shown["fields"], shown["rows"]
+    if record is None:
+        return {}, {}
+    text = service().display(ent.name, record, get_locale())
+    fields = {f.name: text.get(f.name, "") for f in ent.fields.values() if not F.is_editable(f)}
+    rows = {f.name: text.get(f.name) or [] for f in ent.subtables()}
+    return fields, rows
+
+
+def _render_form(ent, form, record=None, errors=None, conflict=None, status=200):
+    data = _bound_data(form)
+    readonly, row_texts = _computed_texts(ent, form, record)
+    return render_template(
+        "entities/form.html", ent=ent, form=form, record=record, errors=errors or {},
+        conflict=conflict, sections=F.sections(ent, get_lang()), widget=F.widget,
+        editable=F.is_editable, choices=_choices(), ref_titles=_reference_titles(ent, data),
+        readonly=readonly, row_texts=row_texts, nav_active=ent.name, entity_label=elabel(ent),
+        currency_symbol=CURRENCY_SYMBOLS.get(tenant().model.tenant.currency, tenant().model.tenant.currency),
+        version=request.form.get("version") if conflict is None and request.method == "POST"
+        else (conflict.current_version if conflict else (record or {}).get("version"))), status
+
+
+def _new_form(ent, formdata=None, data=None):
+    cls = F.form_class(ent, _choices(), tenant().field_types)
+    return cls(formdata=formdata, data=data)
+
+
+def _formdata():
+    return CombinedMultiDict([request.form, request.files]) if request.files else request.form
+
+
+@bp.route("/<entity>/new", methods=["GET", "POST"])
 def new(entity):
     ent = entity_or_404(entity)
-    if records() is None:
-        return _pending(ent)
-    abort(501)
+    svc = service()
+    if request.method == "POST":
+        form = _new_form(ent, formdata=_formdata())
+        values = F.submitted_values(ent, form, request.form, request.files, creating=True)
+        try:
+            rec = svc.create(ent.name, values, me(), locale=get_locale())
+        except ValidationFailed as exc:
+            return _render_form(ent, form, errors=exc.errors, status=422)
+        flash(_("Saved %(entity)s “%(title)s”.", entity=elabel(ent), title=svc.title_of(ent, rec)), "success")
+        if request.form.get("_next") == "new":
+            return redirect(url_for("entities.new", entity=ent.name))
+        return redirect(url_for("entities.detail", entity=ent.name, record_id=rec["id"]))
+    # Pre-fill from the query string (related lists' "add" buttons) and literal defaults.
+    initial = {}
+    for f in ent.fields.values():
+        if not F.is_editable(f) or f.child is not None or f.type == "file":
+            continue
+        if f.name in request.args:
+            initial[f.name] = request.args.getlist(f.name) if F.widget(f) == "multiselect" \
+                else request.args[f.name]
+        elif f.default is not None:
+            initial[f.name] = F.input_value(f, f.default, tenant().timezone)
+    form = _new_form(ent, data=initial)
+    return _render_form(ent, form)
 
 
-@bp.get("/e/<entity>/<int:record_id>")
+def _load(ent, record_id):
+    return service().get(ent.name, record_id, me(), locale=get_locale())
+
+
+@bp.route("/<entity>/<int:record_id>/edit", methods=["GET", "POST"])
+def edit(entity, record_id):
+    ent = entity_or_404(entity)
+    svc = service()
+    rec = _load(ent, record_id)
+    if request.method == "POST":
+        form = _new_form(ent, formdata=_formdata())
+        values = F.submitted_values(ent, form, request.form, request.files, creating=False)
+        version = request.form.get("version") or None
+        try:
+            saved = svc.update(ent.name, record_id, values, me(), version=version, locale=get_locale())
+        except ValidationFailed as exc:
+            return _render_form(ent, form, record=rec, errors=exc.errors, status=422)
+        except Conflict as exc:
+            return _render_form(ent, form, record=rec, conflict=_conflict_view(ent, exc), status=409)
+        flash(_("Saved %(entity)s “%(title)s”.", entity=elabel(ent), title=svc.title_of(ent, saved)), "success")
+        return redirect(url_for("entities.detail", entity=ent.name, record_id=record_id))
+    form = _new_form(ent, data=F.record_to_form_data(ent, rec, tenant().timezone))
+    return _render_form(ent, form, record=rec)
+
+
+class ConflictView:
+    def __init__(self, message, current_version, changed_by, changes):
+        self.message = message
+        self.current_version = current_version
+        self.changed_by = changed_by
+        self.changes = changes
+
+
+def _conflict_view(ent, exc: Conflict) -> ConflictView:
+    from .timeline import describe_changes
+
+    return ConflictView(str(exc), exc.current_version, exc.changed_by,
+                        describe_changes(ent, exc.changes or {}))
+
+
+@bp.post("/<entity>/preview")
+def preview(entity):
+    """Formula values for a form being filled in (subtable line totals, sums), as JSON."""
+    ent = entity_or_404(entity)
+    form = _new_form(ent, formdata=request.form)
+    values = F.submitted_values(ent, form, request.form, MultiDict(), creating=True, keep_blank_rows=True)
+    return jsonify(_preview(ent, values))
+
+
+def _preview(ent, values: dict) -> dict:
+    from engine.records.prepare import Errors
+
+    svc = service()
+    locale = get_locale()
+    ctx = svc.ctx(locale)
+    prep = svc.preparer(ent)
+    errors = Errors(locale)
+    clean = prep.coerce_input(values, None, ctx, errors)
+    record = prep.complete(clean, None, ctx, errors)
+    types = tenant().field_types
+    out: dict = {"fields": {}, "rows": {}}
+    for f in ent.fields.values():
+        if f.type in ("formula",):
+            out["fields"][f.name] = types.for_field(f).to_text(f, record.get(f.name), ctx)
+        elif f.child is not None:
+            rows = []
+            for row in record.get(f.name) or []:
+                rows.append({cf.name: types.for_field(cf).to_text(cf, row.get(cf.name), ctx)
+                             for cf in f.child.fields.values() if cf.type == "formula"})
+            out["rows"][f.name] = rows
+    return out
+
+
+# ------------------------------------------------------------------------------------------ detail
+
+@bp.get("/<entity>/<int:record_id>")
 def detail(entity, record_id):
     ent = entity_or_404(entity)
-    if records() is None:
-        return _pending(ent)
-    abort(501)
+    svc = service()
+    rec = _load(ent, record_id)
+    shown = svc.display(ent.name, rec, get_locale())
+    related = []
+    for ref_ent, ref_field in tenant().model.referencing(ent.name):
+        if ref_ent.is_child:
+            continue
+        flt = {ref_field.name: str(record_id)}
+        page = svc.list(ref_ent.name, me(), filters=flt, sort="-updated_at", limit=5)
+        related.append({
+            "entity": ref_ent, "field": ref_field, "label": elabel(ref_ent),
+            "field_label": label(ref_field.label) or ref_field.name,
+            "count": svc.count(ref_ent.name, me(), filters=flt),
+            "columns": list_columns(ref_ent, tenant().field_types)[:3],
+            "rows": [{"id": r["id"], "text": svc.display(ref_ent.name, r, get_locale())} for r in page.items],
+            "filter": flt,
+        })
+    return render_template("entities/detail.html", ent=ent, rec=rec, shown=shown,
+                           title=svc.title_of(ent, rec), sections=F.sections(ent, get_lang()),
+                           widget=F.widget, related=related,
+                           history=timeline(ent, svc.history(ent.name, record_id, me())),
+                           nav_active=ent.name, entity_label=elabel(ent))
+
+
+@bp.get("/<entity>/<int:record_id>/file/<field>")
+def download(entity, record_id, field):
+    ent = entity_or_404(entity)
+    fdef = ent.fields.get(field)
+    if fdef is None or fdef.type != "file":
+        abort(404)
+    stored = _load(ent, record_id).get(field)
+    if stored is None:
+        abort(404)
+    stream = tenant().storage.open(stored.key)
+    inline = (stored.content_type or "").startswith("image/") or stored.content_type == "application/pdf"
+    return send_file(stream, mimetype=stored.content_type or "application/octet-stream",
+                     as_attachment=not inline, download_name=stored.name or stored.key)
+
+
+# ------------------------------------------------------------------------------------------ delete
+
+@bp.route("/<entity>/<int:record_id>/delete", methods=["GET", "POST"])
+def delete(entity, record_id):
+    ent = entity_or_404(entity)
+    svc = service()
+    rec = _load(ent, record_id)
+    title = svc.title_of(ent, rec)
+    if request.method == "POST":
+        try:
+            svc.delete(ent.name, record_id, me(), version=request.form.get("version") or None,
+                       locale=get_locale())
+        except ValidationFailed as exc:
+            for msgs in exc.errors.values():
+                for msg in msgs:
+                    flash(msg, "error")
+            return redirect(url_for("entities.detail", entity=ent.name, record_id=record_id))
+        except Conflict as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("entities.detail", entity=ent.name, record_id=record_id))
+        flash(_("Deleted %(entity)s “%(title)s”.", entity=elabel(ent), title=title), "success")
+        return redirect(url_for("entities.list_view", entity=ent.name))
+    return render_template("entities/delete.html", ent=ent, rec=rec, title=title, nav_active=ent.name,
+                           entity_label=elabel(ent))
+

@@ -118,8 +118,9 @@ def init_app(app) -> None:
     def gatekeeper():
         endpoint = request.endpoint or ""
         # Bearer-authenticated API calls cannot be forged by a browser; everything else is checked.
+        # An API call with no valid sign-in at all is answered 401 below, not a CSRF 400.
         if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE") \
-                and not (is_api_request() and bearer_token()):
+                and not (is_api_request() and (bearer_token() or not current_user.is_authenticated)):
             csrf.protect()
         if endpoint in PUBLIC_ENDPOINTS:
             return None

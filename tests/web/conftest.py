@@ -2,81 +2,38 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-import pluggy
 import pytest
-import sqlalchemy as sa
 
-from engine import hookspecs
-from engine.fields import FieldTypeRegistry
-from engine.metadata import Entity, Field, Label, TenantInfo, TenantModel
+from argon2 import PasswordHasher
+
+from engine.schema.migrate import migrate
+from engine.users import UserStore
 from engine.tenant import Tenant
 
 PASSWORD = "correct-horse-9"
-
-CONFIG = {
-    "tenant": {"name": "acme", "label": "艾克美科技", "locale": "zh_CN"},
-    "roles": {"sales": {"label": "销售"}, "manager": {"label": "经理"}},
-    "departments": {"销售部": {}, "华东组": {}},
-}
+HERE = Path(__file__).resolve().parent
+CRM = HERE / "crm.yaml"
 
 
-def _field(name, type_, label, **kw):
-    return Field(name=name, type=type_, label=Label.of(label), **kw)
-
-
-def small_model(config=None) -> TenantModel:
-    """A hand-built model (no YAML loader needed): customers and their follow-ups."""
-    config = config or CONFIG
-    customer = Entity("customer", Label.of({"zh": "客户", "en": "Customer"}), {
-        "name": _field("name", "text", "公司全称", required=True),
-        "phone": _field("phone", "phone", "电话"),
-    }, title="name", list_layout=["name", "phone"])
-    followup = Entity("followup", Label.of({"zh": "跟进记录", "en": "Follow-up"}), {
-        "customer": _field("customer", "reference", "客户", to="customer", required=True),
-        "summary": _field("summary", "textarea", "本次沟通重点"),
-    }, title="summary")
-    info = config["tenant"]
-    return TenantModel(tenant=TenantInfo(info["name"], Label.of(info["label"]), locale=info["locale"]),
-                       dictionaries={}, entities={"customer": customer, "followup": followup},
-                       config=config, files=[], fingerprint="test")
-
-
-def _field_types() -> FieldTypeRegistry:
-    """The built-in field types: from the plugin when it exists, else straight from engine.fields."""
-    try:
-        from engine.plugins import make_plugin_manager
-
-        return FieldTypeRegistry.from_plugins(make_plugin_manager())
-    except ImportError:
-        import importlib
-        import pkgutil
-
-        import engine.fields as pkg
-        from engine.fields.base import FieldType
-
-        found = []
-        for info in pkgutil.iter_modules(pkg.__path__):
-            mod = importlib.import_module(f"engine.fields.{info.name}")
-            found += [v() for v in vars(mod).values()
-                      if isinstance(v, type) and issubclass(v, FieldType) and v.name
-                      and v.__module__ == mod.__name__ and not v.__name__.startswith("_")]
-        return FieldTypeRegistry(found)
-
-
-def make_tenant(db_url: str, config=None) -> Tenant:
-    pm = pluggy.PluginManager("formwork")
-    pm.add_hookspecs(hookspecs)
-    tenant = Tenant(small_model(config), db_url, pm, _field_types(), {})
-    from engine.schema.migrate import migrate
-
+def make_tenant(db_url: str, workdir: Path, config_text: str | None = None) -> Tenant:
+    """Copy a tenant config into `workdir` (so instance/ files land there), load it onto an empty
+    database and migrate it (as `formwork migrate` does)."""
+    path = Path(workdir) / "tenant.yaml"
+    path.write_text(config_text if config_text is not None else CRM.read_text(encoding="utf-8"),
+                    encoding="utf-8")
+    tenant = Tenant.load(path, db_url=db_url)
+    # Cheap argon2 parameters keep the suite fast; production uses argon2-cffi's defaults.
+    tenant.__dict__["users"] = UserStore(tenant, hasher=PasswordHasher(time_cost=1, memory_cost=1024,
+                                                                       parallelism=1))
     migrate(tenant)
     return tenant
 
 
 @pytest.fixture
-def tenant(db_url):
-    t = make_tenant(db_url)
+def tenant(db_url, tmp_path):
+    t = make_tenant(db_url, tmp_path)
     yield t
     t.dispose()
 
@@ -114,6 +71,7 @@ class Helpers:
     csrf_from = staticmethod(csrf_from)
     login = staticmethod(login)
     make_tenant = staticmethod(make_tenant)
+    CRM = CRM
 
 
 @pytest.fixture
@@ -124,7 +82,7 @@ def h():
 @pytest.fixture
 def ready_user(tenant):
     """A sales user who has already changed the initial password."""
-    tenant.users.add("li.lei", ["sales"], department="销售部", password="initial-pass-1",
+    tenant.users.add("li.lei", ["sales"], department="sales", password="initial-pass-1",
                      display_name="李雷")
     tenant.users.change_password("li.lei", "initial-pass-1", PASSWORD)
     return tenant.users.by_username("li.lei")

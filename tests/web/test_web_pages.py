@@ -7,14 +7,14 @@ def test_r8_workbench_has_quick_actions_and_my_records(signed_in, h):
     html = signed_in.get("/").get_data(as_text=True)
     assert "李雷" in html
     assert 'href="/e/customer/new"' in html and "新建客户" in html
-    assert 'href="/e/followup/new"' in html and "记录跟进" in html
+    assert 'href="/e/follow_up/new"' in html and "记录跟进" in html
     assert "我的客户" in html and "我的跟进记录" in html
     assert html.count("btn-primary") == 1  # one obvious primary action
 
 
 def test_layout_has_nav_search_and_user_menu(signed_in, h):
     html = signed_in.get("/").get_data(as_text=True)
-    assert 'href="/e/customer/"' in html and 'href="/e/followup/"' in html
+    assert 'href="/e/customer/"' in html and 'href="/e/follow_up/"' in html
     assert 'id="quick-search"' in html and 'hx-get="/search"' in html
     assert 'name="viewport"' in html and "menu-toggle" in html
     assert "/static/js/htmx.min.js" in html and "/static/css/formwork.css" in html
@@ -40,9 +40,19 @@ def test_healthz_is_public(client, h):
 def test_two_tenants_in_one_process(db_url, tmp_path, h):
     from web import create_app
 
-    other_cfg = {"tenant": {"name": "beta", "label": "Beta Corp", "locale": "en_US"}, "roles": {}}
-    first = h.make_tenant(db_url)
-    second = h.make_tenant(f"sqlite:///{tmp_path / 'beta.db'}", other_cfg)
+    beta = """
+tenant: {name: beta, label: Beta Corp, locale: en_US, timezone: UTC, currency: USD}
+entities:
+  account:
+    label: {zh: 客户, en: Account}
+    title: name
+    fields:
+      name: {type: text, label: Name, required: true}
+"""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = h.make_tenant(db_url, tmp_path / "a")
+    second = h.make_tenant(f"sqlite:///{tmp_path / 'beta.db'}", tmp_path / "b", beta)
     try:
         a = create_app(first, config={"TESTING": True, "SECRET_KEY": "a"})
         b = create_app(second, config={"TESTING": True, "SECRET_KEY": "b"})
@@ -51,6 +61,12 @@ def test_two_tenants_in_one_process(db_url, tmp_path, h):
         assert "Sign in to Beta Corp" in html and 'lang="en"' in html
         first.users.add("only.in.a", ["admin"])
         assert second.users.by_username("only.in.a") is None
+        second.users.add("bob", ["admin"], password="bob-password-1")
+        second.users.change_password("bob", "bob-password-1", "bob-password-2")
+        cb = b.test_client()
+        h.login(cb, "bob", "bob-password-2")
+        page = cb.get("/").get_data(as_text=True)
+        assert "My Account" in page and 'href="/e/account/new"' in page and "客户" not in page
     finally:
         first.dispose()
         second.dispose()
