@@ -131,10 +131,28 @@ def _is_birthday(field) -> bool:
     return "birth" in field.name or "生日" in field.label.get("zh")
 
 
+def demo_users(tenant, faker: Faker) -> int:
+    """A few colleagues per role (records need owners and user fields) when the tenant has almost none."""
+    if len([u for u in tenant.users.list(include_inactive=False)]) > 1:
+        return 0
+    roles = [r for r in (tenant.model.config.get("roles") or {}) if r != "admin"] or ["admin"]
+    departments = list((tenant.model.config.get("departments") or {}).keys()) or [None]
+    made = 0
+    for i, role in enumerate(roles[:5]):
+        username = f"demo_{role}"
+        if tenant.users.by_username(username) is None:
+            tenant.users.add(username, [role], department=departments[i % len(departments)],
+                             display_name=faker.name())
+            made += 1
+    return made
+
+
 def generate_demo(tenant, size: int = 20, seed: int | None = None) -> dict[str, int]:
     """Create up to `size` records per entity; returns how many were created per entity."""
-    gen = DemoGenerator(tenant, seed)
-    counts = {}
+    probe = DemoGenerator(tenant, seed)
+    users = demo_users(tenant, probe.faker)
+    gen = DemoGenerator(tenant, seed) if users else probe
+    counts = {"users": users} if users else {}
     for entity in entity_order(tenant.model):
         gen.existing_ids(entity.name)
         made = sum(1 for _ in range(size) if gen.create(entity) is not None)
