@@ -49,7 +49,11 @@ def summary(model) -> str:
 @click.command()
 @click.option("--path", "show_path", is_flag=True, help="Print the path of the schema file instead.")
 def schema(show_path: bool) -> None:
-    """Print the JSON Schema of tenant configs (or, with --path, its file) for editors."""
+    """Print the JSON Schema of tenant config files (or, with --path, its file) for editors.
+
+    It describes one file as written (before `extends:` is merged): no key is required there and
+    `{remove: true}` is allowed; `formwork check` applies the strict rules to the merged config.
+    """
     from ..config.schema import SCHEMA_PATH, build_schema, schema_text
     from ..config.build import default_plugins
 
@@ -57,7 +61,7 @@ def schema(show_path: bool) -> None:
         click.echo(str(SCHEMA_PATH))
         return
     field_types, _ = default_plugins()
-    click.echo(schema_text(build_schema(field_types)), nl=False)
+    click.echo(schema_text(build_schema(field_types, for_editor=True)), nl=False)
 
 
 commands = [check, schema]

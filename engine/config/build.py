@@ -212,8 +212,6 @@ class ModelBuilder:
         problem = name_problem(name, kind)
         if problem:
             self.error(path, problem)
-        elif kind == "field" and name in self.functions:
-            self.error(path, f"'{name}' is also the name of an expression function; choose another name")
 
     def entity(self, name: str, raw: dict, path: tuple, parent: Entity | None = None,
                parent_field: str | None = None, label: Label | None = None) -> Entity:

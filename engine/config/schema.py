@@ -9,6 +9,7 @@ Every object is closed (``additionalProperties: false``) so a misspelt key is an
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,58 @@ def _field_schema(type_names: list[str], field_types) -> dict:
     return _closed(props, ["type"], title="a field: {type: …, label: …}")
 
 
-def build_schema(field_types=None) -> dict:
-    """The tenant config JSON Schema; field type names and settings come from `field_types`."""
+def build_schema(field_types=None, for_editor: bool = False) -> dict:
+    """The tenant config JSON Schema; field type names and settings come from `field_types`.
+
+    `formwork check` validates the merged config against the strict schema. An editor sees one
+    file at a time, before `extends:` is merged, so ``for_editor=True`` gives the same schema with
+    no required keys and with ``{remove: true}`` allowed wherever a value is.
+    """
+    schema = _strict_schema(field_types)
+    return editor_variant(schema) if for_editor else schema
+
+
+REMOVAL = {"type": "object", "title": "{remove: true}: delete what the template defined here",
+           "properties": {"remove": {"const": True}}, "required": ["remove"], "additionalProperties": False}
+
+
+def editor_variant(strict: dict) -> dict:
+    """`strict` without required keys, and with {remove: true} accepted for every value."""
+    schema = copy.deepcopy(strict)
+
+    def wrap(node: Any) -> dict:
+        out: dict[str, Any] = {"anyOf": [node, _ref("removal")]}
+        if isinstance(node, dict) and node.get("description"):
+            out["description"] = node["description"]
+        return out
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        for key, value in list(node.items()):
+            if key == "properties" and isinstance(value, dict):
+                for sub in value.values():
+                    walk(sub)
+                node[key] = {name: wrap(sub) for name, sub in value.items()}
+            elif key == "additionalProperties" and isinstance(value, dict):
+                walk(value)
+                node[key] = wrap(value)
+            elif key != "required":
+                walk(value)
+        if isinstance(node.get("required"), list):
+            del node["required"]
+
+    walk(schema)
+    schema["$defs"]["removal"] = REMOVAL
+    schema["title"] = "Formwork tenant config (one file, before extends: is merged)"
+    return schema
+
+
+def _strict_schema(field_types=None) -> dict:
     type_names = list(field_types.names()) if field_types is not None else list(CORE_TYPES)
     label = {
         "title": "a text or texts per language such as {zh: 客户, en: Customer}",
@@ -208,11 +259,11 @@ def schema_text(schema: dict) -> str:
 
 
 def builtin_schema() -> dict:
-    """The schema for the built-in plugins' field types (what tenant.schema.json holds)."""
+    """The editor schema for the built-in plugins' field types (what tenant.schema.json holds)."""
     from ..fields import FieldTypeRegistry
     from ..plugins import make_plugin_manager
 
-    return build_schema(FieldTypeRegistry.from_plugins(make_plugin_manager()))
+    return build_schema(FieldTypeRegistry.from_plugins(make_plugin_manager()), for_editor=True)
 
 
 def write_schema(path: Path = SCHEMA_PATH) -> Path:

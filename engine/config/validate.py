@@ -50,6 +50,9 @@ def validate_config(data: Any, smap: SourceMap, schema: dict, bad_paths: set | N
     return issues
 
 
+_SECTION_ITEM = {"dictionaries": "dictionary", "departments": "department", "roles": "role"}
+
+
 def _key_name(path: tuple) -> str:
     for part in reversed(path):
         if isinstance(part, str):
@@ -63,8 +66,8 @@ def _what(path: tuple) -> str:
         return f"field '{path[-1]}'"
     if len(path) == 2 and path[0] == "entities":
         return f"entity '{path[1]}'"
-    if len(path) == 2 and path[0] in ("dictionaries", "departments", "roles"):
-        return f"{path[0][:-1].replace('ie', 'y') if path[0] == 'dictionaries' else path[0][:-1]} '{path[1]}'"
+    if len(path) == 2 and path[0] in _SECTION_ITEM:
+        return f"{_SECTION_ITEM[path[0]]} '{path[1]}'"
     if not path:
         return "the config"
     if isinstance(path[-1], int):
