@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
