@@ -519,7 +519,7 @@ def test_type_specific_keys_on_another_type(tmp_path, plugins):
     assert [(where(i)[1:], i.message) for i in issues_of(path, plugins)] == [
         ((5, 26), "'to' does not apply to a text field (only to reference)"),
         ((6, 26), "'scale' does not apply to a date field (only to decimal and formula)"),
-        ((7, 26), "'options' does not apply to a integer field (only to select and multiselect)"),
+        ((7, 26), "'options' does not apply to an integer field (only to select and multiselect)"),
     ]
 
 
@@ -531,7 +531,7 @@ def test_computed_fields_take_no_required_or_default(tmp_path, plugins):
         """))
     messages = [(where(i)[1:], i.message) for i in issues_of(path, plugins)]
     assert ((6, 41), "'required' does not apply to a formula field: its value is computed") in messages
-    assert ((7, 32), "'default' does not apply to a autonumber field: its value is computed") in messages
+    assert ((7, 32), "'default' does not apply to an autonumber field: its value is computed") in messages
 
 
 def test_select_default_must_be_an_option_and_options_unique(tmp_path, plugins):

@@ -37,6 +37,10 @@ FORM_SECTION = {"zh": "基本信息", "en": "Details"}
 FORM_SYSTEM_FIELDS = ("owner", "department")
 
 
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+
 def is_expression_default(value: Any) -> bool:
     """A default is an expression when it is text beginning with a call, like ``today()``."""
     return isinstance(value, str) and bool(_EXPRESSION_DEFAULT.match(value))
@@ -287,22 +291,22 @@ class ModelBuilder:
         for key in raw:
             allowed_for = TYPE_KEYS.get(key)
             if allowed_for is not None and tname not in allowed_for and key not in own_settings:
-                self.error(path + (key,), f"'{key}' does not apply to a {tname} field "
+                self.error(path + (key,), f"'{key}' does not apply to {_a(tname)} field "
                                           f"(only to {' and '.join(allowed_for)})")
             elif allowed_for is None and key in self.settings_keys() and key not in own_settings:
                 owners = [n for n in self.field_types.names()
                           if key in (getattr(self.field_types[n], "settings_schema", None) or {})]
-                self.error(path + (key,), f"'{key}' does not apply to a {tname} field "
+                self.error(path + (key,), f"'{key}' does not apply to {_a(tname)} field "
                                           f"(only to {' and '.join(owners)})")
 
         computed = getattr(ftype, "computed", False) or not getattr(ftype, "stored", True)
         if computed:
             for key in ("required", "default"):
                 if key in raw:
-                    self.error(path + (key,), f"'{key}' does not apply to a {tname} field: "
+                    self.error(path + (key,), f"'{key}' does not apply to {_a(tname)} field: "
                                               f"its value is computed")
         if not getattr(ftype, "stored", True) and raw.get("unique"):
-            self.error(path + ("unique",), f"'unique' does not apply to a {tname} field")
+            self.error(path + ("unique",), f"'unique' does not apply to {_a(tname)} field")
 
         def accepts(key: str) -> bool:
             return tname in TYPE_KEYS[key] or key in own_settings

@@ -42,8 +42,9 @@ _BOOL_RE = re.compile(r"^(true|True|TRUE|false|False|FALSE)$")
 _NULL_RE = re.compile(r"^(~|null|Null|NULL|)$")
 
 
-class _CoreSchemaLoader(yaml.SafeLoader):
-    """SafeLoader whose implicit scalar types are the YAML 1.2 core schema's."""
+class _CoreSchemaLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """(C)SafeLoader whose implicit scalar types are the YAML 1.2 core schema's (libyaml when present:
+    its marks count characters too)."""
 
     yaml_implicit_resolvers: dict = {}
 
@@ -125,7 +126,12 @@ def parse_yaml_text(text: str, display: str, path: Path | None = None) -> Parsed
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = _friendly(exc.problem or "invalid YAML")
+        at = ""
+        if exc.problem_mark is not None:
+            lines = text.splitlines()
+            if exc.problem_mark.line < len(lines):
+                at = lines[exc.problem_mark.line][exc.problem_mark.column:exc.problem_mark.column + 1]
+        problem = _friendly(exc.problem or "invalid YAML", at)
         if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
             problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
         elif exc.context:
@@ -176,7 +182,9 @@ _FRIENDLY = (
 )
 
 
-def _friendly(problem: str) -> str:
+def _friendly(problem: str, char: str = "") -> str:
+    if char == "\t" and "cannot start any token" in problem:
+        return f"a tab character: indent with spaces [{problem}]"
     for start, text in _FRIENDLY:
         if problem.startswith(start):
             return f"{text} [{problem}]"
@@ -278,9 +286,10 @@ class _Builder:
                 self.problem(key_node, f"duplicate key '{key}' (first defined at line {line})")
                 continue
             first_seen[key] = key_node
-            merged_keys.discard(key)
             child = path + (key,)
-            self.smap.drop(child)  # a key given after a << merge replaces the merged one
+            if key in merged_keys:
+                merged_keys.discard(key)
+                self.smap.drop(child)  # a key given after a << merge replaces the merged one
             self.smap.set(child, self.loc(key_node), self.loc(value_node))
             out[key] = self.build(value_node, child)
         return out

@@ -16,38 +16,60 @@ class SourceMap:
     """Locations of the keys and values of one config (or of a merge of several files)."""
 
     def __init__(self, entries: dict[Path, tuple[SourceLocation | None, SourceLocation | None]] | None = None):
-        self._entries: dict[Path, tuple[SourceLocation | None, SourceLocation | None]] = dict(entries or {})
+        self._entries: dict[Path, tuple[SourceLocation | None, SourceLocation | None]] = {}
+        self._children: dict[Path, set[Path]] = {}   # path → the paths one level below it
+        for path, locs in (entries or {}).items():
+            self.set(path, *locs)
 
     # -- building -------------------------------------------------------------------------------
     def set(self, path: Path, key: SourceLocation | None, value: SourceLocation | None) -> None:
-        self._entries[tuple(path)] = (key, value)
+        path = tuple(path)
+        self._entries[path] = (key, value)
+        p = path
+        while p:
+            kids = self._children.setdefault(p[:-1], set())
+            if p in kids:
+                break
+            kids.add(p)
+            p = p[:-1]
+
+    def _below(self, prefix: Path) -> list[Path]:
+        """`prefix` and every path under it (with or without an entry)."""
+        out, stack = [], [tuple(prefix)]
+        while stack:
+            p = stack.pop()
+            out.append(p)
+            stack.extend(self._children.get(p, ()))
+        return out
 
     def subtree(self, prefix: Path) -> Iterator[tuple[Path, tuple]]:
         """Every entry at or under `prefix`."""
-        n = len(prefix)
-        for path, locs in self._entries.items():
-            if path[:n] == prefix:
-                yield path, locs
+        for p in self._below(prefix):
+            if p in self._entries:
+                yield p, self._entries[p]
 
     def drop(self, prefix: Path) -> None:
         """Forget every entry at or under `prefix`."""
         prefix = tuple(prefix)
-        for path in [p for p, _ in self.subtree(prefix)]:
-            del self._entries[path]
+        for p in self._below(prefix):
+            self._entries.pop(p, None)
+            self._children.pop(p, None)
+        if prefix:
+            self._children.get(prefix[:-1], set()).discard(prefix)
 
     def copy_from(self, other: "SourceMap", prefix: Path) -> None:
         """Take `other`'s entries at and under `prefix` (replacing ours there)."""
         prefix = tuple(prefix)
         self.drop(prefix)
         for path, locs in list(other.subtree(prefix)):
-            self._entries[path] = locs
+            self.set(path, *locs)
 
     def remap(self, old_prefix: Path, new_prefix: Path) -> "SourceMap":
         """A copy of the entries under `old_prefix` moved to `new_prefix`."""
         out = SourceMap()
         n = len(old_prefix)
         for path, locs in self.subtree(tuple(old_prefix)):
-            out._entries[tuple(new_prefix) + path[n:]] = locs
+            out.set(tuple(new_prefix) + path[n:], *locs)
         return out
 
     # -- reading --------------------------------------------------------------------------------
