@@ -5,8 +5,7 @@ from dataclasses import dataclass, field as dc_field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from wtforms import FieldList, FileField, Form, FormField, SelectField, SelectMultipleField, StringField, \
-    TextAreaField
+from wtforms import Field, FieldList, FileField, Form, FormField, StringField, TextAreaField
 
 from .i18n import label
 
@@ -103,14 +102,23 @@ def _as_label(value):
     return Label.of(value) if value is not None else None
 
 
+class ListField(Field):
+    """Every value submitted under one name (checkbox groups); the engine checks the options."""
+
+    def process_formdata(self, valuelist):
+        self.data = [v for v in valuelist if v]
+
+    def process_data(self, value):
+        self.data = list(value or [])
+
+
 def _wt_field(field, choices: Choices, tenant_types):
+    # Options are rendered by the templates and checked by the engine, so selects bind as text.
     kind = widget(field)
     if kind == "textarea":
         return TextAreaField(field.name)
-    if kind in ("select", "user", "department", "boolean"):
-        return SelectField(field.name, choices=[("", "")] + choices.for_field(field), validate_choice=False)
     if kind == "multiselect":
-        return SelectMultipleField(field.name, choices=choices.for_field(field), validate_choice=False)
+        return ListField(field.name)
     if kind == "file":
         return FileField(field.name)
     if kind == "subtable":
