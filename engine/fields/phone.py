@@ -161,31 +161,42 @@ class PhoneType(FieldType):
         return sa.String(40)
 
     def coerce(self, field: Field, value: Any, ctx: FieldContext) -> Any:
+        """Read and normalise a number; `kind` is checked here, where its number type is known."""
         if is_blank(value):
             return None
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise fail("not_a_phone", value=str(value))
         raw = value if isinstance(value, str) else str(value)
         region = field.settings.get("region") or ctx.phone_region or ""
+        got = None
         if raw.isascii():  # the bulk of imports and API writes: no cache churn, no full parse
-            fast = fast_cn_mobile(raw, region) or fast_cn_landline(raw, region)
+            fast = fast_cn_mobile(raw, region)
             if fast is not None:
-                return fast
-        got = normalize_phone(raw, region)
+                got = (fast, PhoneNumberType.MOBILE)
+            else:
+                fast = fast_cn_landline(raw, region)
+                got = (fast, PhoneNumberType.FIXED_LINE) if fast is not None else None
+        if got is None:
+            got = normalize_phone(raw, region)
         if got is None:
             raise fail("not_a_phone", value=raw)
+        self._check_kind(field, got[1], got[0])
         return got[0]
 
-    def validate(self, field: Field, value: Any, ctx: FieldContext) -> None:
+    def _check_kind(self, field: Field, ntype: int | None, value: str) -> None:
         wanted = field.settings.get("kind") or ANY
-        if wanted != ANY:
-            ntype = phone_number_type(value)
-            if ntype is None:
-                raise fail("not_a_phone", value=value)
-            if wanted == MOBILE and ntype not in _MOBILE_TYPES:
-                raise fail("not_a_mobile", value=value)
-            if wanted == LANDLINE and ntype not in _LANDLINE_TYPES:
-                raise fail("not_a_landline", value=value)
+        if wanted == ANY:
+            return
+        if ntype is None:
+            raise fail("not_a_phone", value=value)
+        if wanted == MOBILE and ntype not in _MOBILE_TYPES:
+            raise fail("not_a_mobile", value=value)
+        if wanted == LANDLINE and ntype not in _LANDLINE_TYPES:
+            raise fail("not_a_landline", value=value)
+
+    def validate(self, field: Field, value: Any, ctx: FieldContext) -> None:
+        if (field.settings.get("kind") or ANY) != ANY and not isinstance(value, str):
+            raise fail("not_a_phone", value=str(value))
         check_pattern(field, value, ctx.locale)
 
     def to_text(self, field: Field, value: Any, ctx: FieldContext) -> str:
