@@ -25,6 +25,7 @@ from .sourcemap import SourceMap
 # The project's templates folder; FORMWORK_CONFIGS (os.pathsep-separated folders) is searched first.
 PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
+MAX_DEPTH = 40       # a tenant config is at most ~10 levels deep
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -143,8 +144,9 @@ def parse_yaml_text(text: str, display: str, path: Path | None = None) -> Parsed
         before = text[:exc.position]
         line = before.count("\n") + 1
         col = exc.position - (before.rfind("\n") + 1) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
         issues.append(ConfigIssue(SourceLocation(display, line, col),
-                                  f"YAML syntax error: character {exc.character!r} is not allowed"))
+                                  f"YAML syntax error: the character {char!r} is not allowed"))
         return ParsedFile(p, display, None, smap, issues)
     except yaml.YAMLError as exc:  # pragma: no cover - other PyYAML errors carry no mark
         issues.append(ConfigIssue(SourceLocation(display, 1, 1), f"YAML syntax error: {exc}"))
@@ -207,6 +209,7 @@ class _Builder:
         self.smap = smap
         self.issues = issues
         self.count = 0
+        self.too_deep = False
         self.active: set[int] = set()
 
     def loc(self, node) -> SourceLocation:
@@ -219,6 +222,11 @@ class _Builder:
         self.count += 1
         if self.count > MAX_NODES:
             raise _TooLarge
+        if len(path) > MAX_DEPTH:
+            if not self.too_deep:
+                self.too_deep = True
+                self.problem(node, f"nested more than {MAX_DEPTH} levels deep")
+            return None
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)
         if id(node) in self.active:
