@@ -299,14 +299,18 @@ class ModelBuilder:
                 self.error(path + (key,), f"'{key}' does not apply to {_a(tname)} field "
                                           f"(only to {' and '.join(owners)})")
 
-        computed = getattr(ftype, "computed", False) or not getattr(ftype, "stored", True)
+        computed = getattr(ftype, "computed", False)
+        stored = getattr(ftype, "stored", True)
         if computed:
             for key in ("required", "default"):
                 if key in raw:
                     self.error(path + (key,), f"'{key}' does not apply to {_a(tname)} field: "
                                               f"its value is computed")
-        if not getattr(ftype, "stored", True) and raw.get("unique"):
-            self.error(path + ("unique",), f"'unique' does not apply to {_a(tname)} field")
+        if not stored:  # a subtable: `required` means at least one row
+            for key in ("default", "unique"):
+                if key in raw:
+                    self.error(path + (key,), f"'{key}' does not apply to {_a(tname)} field")
+        computed = computed or not stored
 
         def accepts(key: str) -> bool:
             return tname in TYPE_KEYS[key] or key in own_settings
