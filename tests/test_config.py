@@ -534,11 +534,11 @@ def test_computed_fields_take_no_required_or_default(tmp_path, plugins):
         n: {type: formula, expr: "1 + 1", required: true}
         code: {type: autonumber, default: x}
         lines: {type: subtable, required: true, fields: {x: {type: text}}}
-        rows: {type: subtable, unique: true, fields: {x: {type: text}}}
+        parts: {type: subtable, unique: true, fields: {x: {type: text}}}
         """))
     messages = [(where(i)[1:], i.message) for i in issues_of(path, plugins)]
     assert len(messages) == 3
-    assert ((9, 29), "'unique' does not apply to a subtable field") in messages
+    assert ((9, 31), "'unique' does not apply to a subtable field") in messages
     assert ((6, 41), "'required' does not apply to a formula field: its value is computed") in messages
     assert ((7, 32), "'default' does not apply to an autonumber field: its value is computed") in messages
 
