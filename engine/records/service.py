@@ -435,9 +435,8 @@ class RecordsService:
                                                    validated=True))
             hook = self.tenant.pm.hook.formwork_records_after_create
             if hook.get_hookimpls():
-                for rid in result.created:
-                    hook(tenant=self.tenant, entity=entity, record=self._fetch(conn, entity, rid), user=user,
-                         connection=conn)
+                for _, record in good:  # _insert stamped each with its id and system fields
+                    hook(tenant=self.tenant, entity=entity, record=record, user=user, connection=conn)
         result.errors.sort(key=lambda e: (e.row, e.field))
         return result
 
@@ -563,8 +562,10 @@ class RecordsService:
         rows = []
         for rec in records:
             row = self._to_row(entity, rec)
-            row.update(created_at=now, created_by=uid, updated_at=now, updated_by=uid, version=1,
-                       owner=rec.get("owner"), department=rec.get("department"))
+            stamps = dict(created_at=now, created_by=uid, updated_at=now, updated_by=uid, version=1,
+                          owner=rec.get("owner"), department=rec.get("department"))
+            row.update(stamps)
+            rec.update(stamps)
             rows.append(row)
         ids = allocate_ids(conn, t, len(rows))
         for rid, row in zip(ids, rows):
