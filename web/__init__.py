@@ -53,10 +53,12 @@ def create_app(tenant_or_config_path, db_url: str | None = None, config: dict | 
         app.config["SECRET_KEY"] = _secret_key(tenant)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.extensions["formwork"] = FormworkState(tenant=tenant)
+    state = FormworkState(tenant=tenant)
+    app.extensions["formwork"] = state
 
-    from . import auth, errors, home, search, security, views
+    from . import auth, errors, home, reload, search, security, views
 
+    reload.init_app(app, state)
     security.init_app(app)
     views.init_app(app)
     errors.init_app(app)

@@ -183,8 +183,24 @@ def new(entity):
                 else request.args[f.name]
         elif f.default is not None:
             initial[f.name] = F.input_value(f, f.default, tenant().timezone)
+        elif f.default_expr is not None:
+            initial[f.name] = _default_text(f)
+    for f in ent.subtables():
+        initial[f.name] = [{}]  # start with one empty line
     form = _new_form(ent, data=initial)
     return _render_form(ent, form)
+
+
+def _default_text(field) -> str:
+    """An expression default such as today() shown in the new form (the engine applies it anyway)."""
+    try:
+        value = field.default_expr.evaluate({}, tz=tenant().timezone)
+        if value is None:
+            return ""
+        return F.input_value(field, tenant().field_types.for_field(field).coerce(
+            field, value, tenant().field_context(get_locale())), tenant().timezone)
+    except Exception:  # noqa: BLE001 - a default that needs other fields is left to the engine
+        return ""
 
 
 def _load(ent, record_id):
@@ -278,7 +294,7 @@ def detail(entity, record_id):
             "entity": ref_ent, "field": ref_field, "label": elabel(ref_ent),
             "field_label": label(ref_field.label) or ref_field.name,
             "count": svc.count(ref_ent.name, me(), filters=flt),
-            "columns": list_columns(ref_ent, tenant().field_types)[:3],
+            "columns": _related_columns(ref_ent, ref_field),
             "rows": [{"id": r["id"], "text": svc.display(ref_ent.name, r, get_locale())} for r in page.items],
             "filter": flt,
         })
@@ -287,6 +303,14 @@ def detail(entity, record_id):
                            widget=F.widget, related=related,
                            history=timeline(ent, svc.history(ent.name, record_id, me())),
                            nav_active=ent.name, entity_label=elabel(ent))
+
+
+def _related_columns(ref_ent, ref_field) -> list[dict]:
+    """The referencing entity's list columns without the reference itself, its title first."""
+    cols = [c for c in list_columns(ref_ent, tenant().field_types)
+            if c["name"] not in (ref_field.name, "owner")]
+    cols.sort(key=lambda c: c["name"] != ref_ent.title)
+    return cols[:3]
 
 
 @bp.get("/<entity>/<int:record_id>/file/<field>")

@@ -83,6 +83,8 @@ _ZH = {
     "This part of the application is still being built.": "该功能正在建设中。",
     "A configuration change is waiting to be applied; run `formwork plan` then `formwork migrate`.":
         "有待应用的配置变更；请运行 `formwork plan`，然后运行 `formwork migrate`。",
+    "The configuration file has errors; run `formwork check`. The previous configuration stays in use.":
+        "配置文件有错误，请运行 `formwork check`。当前仍使用之前的配置。",
     # entity pages
     "%(n)s records": "共 %(n)s 条",
     "%(n)s rows": "%(n)s 行",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import unicodedata
 
 import click
 import sqlalchemy as sa
@@ -127,9 +128,14 @@ def user_list(config, db_url):
         if a.active and a.must_change_password:
             status = "active (must change password)"
         rows.append((a.username, a.display_name, ",".join(a.roles), a.department or "", status))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(r, widths)).rstrip())
+
+
+def _width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
 
 
 @click.group()

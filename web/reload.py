@@ -1,0 +1,100 @@
+"""Live config reload: a changed tenant YAML is served once its schema is migrated, never before."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import sqlalchemy as sa
+
+from engine.errors import ConfigError
+from engine.schema.system import define_system_tables
+
+from .schema_guard import schema_problem
+
+
+class ConfigWatcher:
+    """Checks, at most every `interval` seconds, whether the config files or the applied schema
+    changed; loads the new config and swaps it in only when the database matches it. Until then the
+    old config keeps serving and `state.schema_problem` tells admins what to run."""
+
+    def __init__(self, state, interval: float = 2.0):
+        self.state = state
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.last_check = 0.0
+        self.seen = self._signature(state.tenant)
+
+    @staticmethod
+    def _files(tenant) -> list[str]:
+        files = list(getattr(tenant.model, "files", None) or [])
+        if tenant.config_path and tenant.config_path not in files:
+            files.append(tenant.config_path)
+        return files
+
+    def _signature(self, tenant) -> tuple:
+        stamps = []
+        for path in self._files(tenant):
+            try:
+                st = os.stat(path)
+                stamps.append((path, st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamps.append((path, None, None))
+        return tuple(stamps), self._applied(tenant)
+
+    @staticmethod
+    def _applied(tenant):
+        versions = define_system_tables(sa.MetaData())["config_versions"]
+        try:
+            with tenant.db.connect() as conn:
+                return conn.execute(sa.select(sa.func.max(versions.c.id))).scalar()
+        except sa.exc.SQLAlchemyError:
+            return None
+
+    def check(self) -> None:
+        """Called before each request; cheap unless something changed."""
+        now = time.monotonic()
+        if now - self.last_check < self.interval or not self.state.tenant.config_path:
+            return
+        if not self.lock.acquire(blocking=False):
+            return  # another thread is checking
+        try:
+            self.last_check = now
+            current = self.state.tenant
+            signature = self._signature(current)
+            if signature == self.seen:
+                return
+            self.seen = signature
+            self._reload(current)
+        finally:
+            self.lock.release()
+
+    def _reload(self, current) -> None:
+        from engine.tenant import Tenant
+
+        try:
+            fresh = Tenant.load(current.config_path, db_url=current.db_url)
+        except ConfigError as exc:
+            self.state.schema_problem = f"the config has {len(exc.issues)} error(s): run `formwork check`"
+            return
+        if fresh.model.fingerprint == current.model.fingerprint:
+            fresh.dispose()
+            self.state.schema_problem = None
+            return
+        problem = schema_problem(fresh)
+        if problem:
+            fresh.dispose()
+            self.state.schema_problem = problem
+            return
+        self.state.tenant = fresh
+        self.state.schema_problem = None
+        current.dispose()  # idle connections only; requests still using it finish normally
+
+
+def init_app(app, state) -> None:
+    interval = float(app.config.get("FORMWORK_RELOAD_INTERVAL", 2.0))
+    if interval < 0:
+        return
+    watcher = ConfigWatcher(state, interval)
+    app.extensions["formwork_watcher"] = watcher
+    app.before_request(watcher.check)
