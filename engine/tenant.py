@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from .fields import FieldContext, FieldTypeRegistry
 from .plugins import make_plugin_manager
+
+
+WRITE_OPTION = "formwork_write"
 
 
 def default_db_url(config_path: str | os.PathLike, tenant_name: str) -> str:
@@ -43,7 +48,10 @@ def create_db_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers (Tenant.write) take the write lock up front so they queue on busy_timeout;
+            # readers begin deferred and, in WAL mode, never wait for writers.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION)
+                                 else "BEGIN")
 
         return engine
     if url.startswith("postgresql://"):
@@ -78,6 +86,17 @@ class Tenant:
         tenant = cls(model, url, pm, field_types, functions, config_path=str(config_path))
         pm.hook.formwork_tenant_loaded(tenant=tenant)
         return tenant
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A write transaction: committed at the end of the block, rolled back on error.
+
+        On SQLite it begins IMMEDIATE, so concurrent writers wait for each other instead of failing.
+        """
+        with self.db.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
 
     @property
     def name(self) -> str:

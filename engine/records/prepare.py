@@ -51,12 +51,14 @@ class Preparer:
         self.required = [name for name, (f, t) in self.typed.items() if f.required and not t.computed]
 
     def coerce_input(self, values: dict, old: dict | None, ctx, errors: Errors, prefix: str = "",
-                     writable: set | None = None) -> dict:
+                     writable: set | None = None, hidden: set | None = None) -> dict:
         """Coerce the submitted values; unknown and read-only keys are errors, never ignored."""
         out: dict = {}
         for key, raw in values.items():
             ekey = prefix + key
             field, ftype = self.typed.get(key, (None, None))
+            if hidden and key in hidden:  # a field the caller may not see is, to them, no field at all
+                field = None
             if field is None:
                 if not self.entity.is_child and key in WRITABLE_SYSTEM:
                     out[key] = self._coerce_system(key, raw, ctx, errors, ekey)

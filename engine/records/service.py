@@ -5,14 +5,14 @@ import json
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import sqlalchemy as sa
 
 from ..errors import BadRequest, Conflict, FieldValueError, NotFound, ValidationFailed
 from ..i18n import message
 from ..metadata.model import Entity, Field
-from ..permissions import Permissions
+from ..permissions import PermissionDenied, Permissions
 from .audit import audit_row, last_change, read_history, write_audit
 from .prepare import Errors, Preparer, is_empty
 from .query import (cursor_clause, encode_cursor, filter_clause, order_by, parse_filters, parse_sort,
@@ -199,7 +199,40 @@ class RecordsService:
 
     def _deny(self, entity, user, action):
         if not self.permissions.can(entity, user, action):
-            raise NotFound(message("not_found", self._locale(user, None)))
+            raise PermissionDenied(message("forbidden_action", self._locale(user, None), action=action,
+                                           entity=entity.label.get(self._locale(user, None))))
+
+    def _fetch_for(self, conn, entity: Entity, rid, user, action: str, loc: str, for_update=False) -> dict:
+        """The record if the user may read it (else NotFound: no oracle) and may `action` it (else 403)."""
+        rec = self._fetch(conn, entity, rid, user, action="read", for_update=for_update)
+        if rec is None:
+            raise NotFound(message("not_found", loc))
+        if user is not None and action != "read":
+            t = self.schema.table(entity)
+            scope = self.permissions.row_filter(entity, t, user, action)
+            if scope is not None and conn.execute(sa.select(t.c.id).where(t.c.id == rid, scope)).first() is None:
+                raise PermissionDenied(message("forbidden_record", loc, action=action))
+        return rec
+
+    def _check_placement(self, entity: Entity, user, old: dict | None, new: dict, loc: str,
+                         conn: sa.Connection | None = None) -> None:
+        """A write may not put a record outside the writer's scope, nor hand it to someone else
+        without the right to transfer it."""
+        if self.permissions.is_superuser(user):
+            return
+        action = "update" if old is not None else "read"
+        if old is None and not self.permissions.within(entity, user, "read", new) and \
+                not self.permissions.within(entity, user, "update", new):
+            raise PermissionDenied(message("forbidden_placement", loc))
+        if old is not None and not self.permissions.within(entity, user, action, new, conn):
+            raise PermissionDenied(message("forbidden_placement", loc))
+        moved = (old is None and new.get("owner") != getattr(user, "id", None)) or \
+            (old is not None and (old.get("owner") != new.get("owner") or old.get("department") != new.get("department")))
+        if moved:
+            if old is not None and not self.permissions.within(entity, user, "transfer", old):
+                raise PermissionDenied(message("forbidden_transfer", loc))
+            if not self.permissions.within(entity, user, "transfer", new):
+                raise PermissionDenied(message("forbidden_transfer", loc))
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -225,7 +258,7 @@ class RecordsService:
                 raise BadRequest(f"unknown filter field '{f.field.name}' on {entity.name}")
             conds.append(filter_clause(t, f, self.types))
         if search:
-            clause = search_clause(entity, t, search)
+            clause = search_clause(entity, t, search, visible)
             if clause is not None:
                 conds.append(clause)
         return t, conds
@@ -284,7 +317,7 @@ class RecordsService:
                 if not self.permissions.can(entity, user, "read"):
                     continue
                 t = self.schema.table(entity)
-                clause = search_clause(entity, t, text)
+                clause = search_clause(entity, t, text, self.permissions.visible_fields(entity, user))
                 if clause is None:
                     continue
                 conds = [clause]
@@ -298,10 +331,65 @@ class RecordsService:
                                 "subtitle": entity.label.get(self._locale(user, None))})
         return out[:limit * 3]
 
+    def export(self, entity_name: str, user=None, filters: Mapping | None = None, search: str | None = None,
+               channel: str = "cli", page_size: int = 500) -> Iterator[dict]:
+        """Every record the user may export (R42): scope-filtered, within export_limit, logged.
+
+        The log row is written before the first record is returned; a refused export is not logged
+        as an export (nothing left the system).
+        """
+        entity = self.entity(entity_name)
+        self._deny(entity, user, "export")
+        loc = self._locale(user, None)
+        t, conds = self._select(entity, user, filters, search, self.ctx())
+        scope = self.permissions.row_filter(entity, t, user, "export")
+        if scope is not None:
+            conds.append(scope)
+        with self.tenant.db.connect() as conn:
+            count = conn.execute(sa.select(sa.func.count()).select_from(t).where(*conds)).scalar_one()
+        limit = self.permissions.export_limit(entity, user)
+        if limit is not None and count > limit:
+            raise PermissionDenied(message("export_limit", loc, limit=limit, count=count))
+        self.permissions.log_export(entity, user, {**(filters or {}), **({"q": search} if search else {})},
+                                    count, channel)
+        return self._iterate(entity, t, conds, user, page_size)
+
+    def _iterate(self, entity: Entity, t: sa.Table, conds: list, user, page_size: int) -> Iterator[dict]:
+        last = 0
+        while True:
+            with self.tenant.db.connect() as conn:
+                rows = conn.execute(sa.select(t).where(*conds, t.c.id > last).order_by(t.c.id)
+                                    .limit(page_size)).mappings().all()
+                items = [self._from_row(entity, r) for r in rows]
+                self._attach_children(conn, entity, items)
+            for rec in items:
+                yield self.permissions.mask(entity, user, rec)
+            if len(rows) < page_size:
+                return
+            last = rows[-1]["id"]
+
+    def update_many(self, entity_name: str, ids: Iterable, values: Mapping, user=None,
+                    locale: str | None = None) -> list[dict]:
+        """The same change to several records, all or none: one id outside scope rejects them all."""
+        out = []
+        with self.tenant.write() as conn:
+            for rid in _unique_ids(ids):
+                out.append(self.update(entity_name, rid, dict(values), user, locale=locale, connection=conn))
+        return out
+
+    def delete_many(self, entity_name: str, ids: Iterable, user=None, locale: str | None = None) -> int:
+        """Delete several records, all or none."""
+        ids = _unique_ids(ids)
+        with self.tenant.write() as conn:
+            for rid in ids:
+                self.delete(entity_name, rid, user, locale=locale, connection=conn)
+        return len(ids)
+
     # --- writing ------------------------------------------------------------------------------
 
     def create(self, entity_name: str, values: Mapping, user=None, locale: str | None = None,
-               connection: sa.Connection | None = None, note: str | None = None) -> dict:
+               connection: sa.Connection | None = None, note: str | None = None,
+               confirm_duplicates: bool = False) -> dict:
         entity = self.entity(entity_name)
         self._deny(entity, user, "create")
         loc = self._locale(user, locale)
@@ -309,6 +397,8 @@ class RecordsService:
             raise ValidationFailed({"_record": [message("not_a_list", loc)]})
         with self._transaction(connection) as conn:
             record = self._validated(conn, entity, dict(values), None, user, loc)
+            self._check_placement(entity, user, None, record, loc)
+            self._before_write(conn, entity, record, None, user, loc, confirm_duplicates)
             rid = self._insert(conn, entity, [record], user, action="create", note=note)[0]
             created = self._fetch(conn, entity, rid)
             self.tenant.pm.hook.formwork_records_after_create(tenant=self.tenant, entity=entity, record=created,
@@ -316,7 +406,8 @@ class RecordsService:
         return self.permissions.mask(entity, user, created)
 
     def update(self, entity_name: str, rid, values: Mapping, user=None, version: int | None = None,
-               locale: str | None = None, connection: sa.Connection | None = None) -> dict:
+               locale: str | None = None, connection: sa.Connection | None = None,
+               confirm_duplicates: bool = False) -> dict:
         entity = self.entity(entity_name)
         self._deny(entity, user, "update")
         loc = self._locale(user, locale)
@@ -330,15 +421,15 @@ class RecordsService:
             except (TypeError, ValueError):
                 raise ValidationFailed({"version": [message("not_an_integer", loc)]}) from None
         with self._transaction(connection) as conn:
-            old = self._fetch(conn, entity, rid, user, action="update", for_update=True)
-            if old is None:
-                raise NotFound(message("not_found", loc))
+            old = self._fetch_for(conn, entity, rid, user, "update", loc, for_update=True)
             if version is not None and version != old["version"]:
                 raise self._conflict(conn, entity, old, loc)
             record = self._validated(conn, entity, values, old, user, loc)
             changes = self._changes(entity, old, record)
             if not changes:
                 return self.permissions.mask(entity, user, old)
+            self._check_placement(entity, user, old, record, loc, conn)
+            self._before_write(conn, entity, record, old, user, loc, confirm_duplicates)
             t = self.schema.table(entity)
             now = utcnow()
             row = self._to_row(entity, record)
@@ -365,9 +456,7 @@ class RecordsService:
         loc = self._locale(user, locale)
         rid = _as_id(rid)
         with self._transaction(connection) as conn:
-            old = self._fetch(conn, entity, rid, user, action="delete", for_update=True)
-            if old is None:
-                raise NotFound(message("not_found", loc))
+            old = self._fetch_for(conn, entity, rid, user, "delete", loc, for_update=True)
             if version is not None and int(version) != old["version"]:
                 raise self._conflict(conn, entity, old, loc)
             where = []
@@ -392,7 +481,8 @@ class RecordsService:
 
     def create_many(self, entity_name: str, rows: Iterable[Mapping], user=None, locale: str | None = None,
                     skip_invalid: bool = False, dry_run: bool = False, note: str = "import",
-                    progress=None) -> BulkResult:
+                    progress=None, confirm_duplicates: bool = False,
+                    connection: sa.Connection | None = None) -> BulkResult:
         """Validate every row, then insert them all in one transaction — or none, naming every bad row."""
         entity = self.entity(entity_name)
         self._deny(entity, user, "create")
@@ -400,25 +490,38 @@ class RecordsService:
         loc = self._locale(user, locale)
         result = BulkResult()
         good: list[tuple[int, dict]] = []
-        with self.tenant.db.begin() as conn:
+        with self._transaction(connection) as conn:
             ctx = self.ctx(loc, conn)
             prep = self.preparer(entity)
             loader = self._loader(conn)
             now = utcnow()
+            access = self.permissions.field_access(entity, user)
+            writable = {n for n, a in access.items() if a == "write"}
+            hidden = {n for n, a in access.items() if a == "hidden"}
             for n, values in enumerate(rows, start=1):
                 errors = Errors(loc)
-                clean = prep.coerce_input(dict(values), None, ctx, errors)
+                clean = prep.coerce_input(dict(values), None, ctx, errors, writable=writable, hidden=hidden)
                 record = prep.complete(clean, None, ctx, errors, loader=loader, now=now)
                 self._plugin_validate(entity, record, None, errors)
+                if not errors:
+                    self._stamp(record, None, user)
+                    try:
+                        self._check_placement(entity, user, None, record, loc)
+                    except PermissionDenied as exc:
+                        errors.add_text("_record", str(exc))
                 if errors:
                     result.errors.extend(RowError(n, k, m) for k, msgs in errors.by_key.items() for m in msgs)
                 else:
-                    self._stamp(record, None, user)
                     good.append((n, record))
                 if progress:
                     progress(n)
             for n, key, text in self._bulk_checks(conn, entity, good, loc):
                 result.errors.append(RowError(n, key, text))
+            for problems in self.tenant.pm.hook.formwork_records_before_write_many(
+                    tenant=self.tenant, entity=entity, rows=good, user=user, connection=conn,
+                    options={"confirm_duplicates": confirm_duplicates, "locale": loc}):
+                for n, key, text in problems or ():
+                    result.errors.append(RowError(n, key, text))
             bad_rows = {e.row for e in result.errors}
             if result.errors and not skip_invalid:
                 result.errors.sort(key=lambda e: (e.row, e.field))
@@ -445,7 +548,7 @@ class RecordsService:
     def _transaction(self, connection):
         if connection is not None:
             return _Nested(connection)
-        return self.tenant.db.begin()
+        return self.tenant.write()
 
     def _validated(self, conn, entity: Entity, values: dict, old: dict | None, user, loc: str) -> dict:
         errors = Errors(loc)
@@ -453,7 +556,8 @@ class RecordsService:
         prep = self.preparer(entity)
         access = self.permissions.field_access(entity, user)
         writable = {n for n, a in access.items() if a == "write"}
-        clean = prep.coerce_input(values, old, ctx, errors, writable=writable)
+        hidden = {n for n, a in access.items() if a == "hidden"}
+        clean = prep.coerce_input(values, old, ctx, errors, writable=writable, hidden=hidden)
         record = prep.complete(clean, old, ctx, errors, loader=self._loader(conn))
         if not errors:
             self._stamp(record, old, user)
@@ -471,6 +575,13 @@ class RecordsService:
         for k, msgs in extra.items():
             for m in msgs:
                 errors.add_text(k, m)
+
+    def _before_write(self, conn, entity: Entity, record: dict, old: dict | None, user, loc: str,
+                      confirm_duplicates: bool) -> None:
+        """Plugins may refuse a validated write by raising (e.g. DuplicatesFound)."""
+        self.tenant.pm.hook.formwork_records_before_write(
+            tenant=self.tenant, entity=entity, record=record, old=old, user=user, connection=conn,
+            options={"confirm_duplicates": confirm_duplicates, "locale": loc})
 
     def _stamp(self, record: dict, old: dict | None, user) -> None:
         if old is None:
@@ -773,6 +884,15 @@ def allocate_ids(conn: sa.Connection, table: sa.Table, n: int) -> list[int]:
             sa.func.generate_series(1, n))).scalars())
     last = conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
     return list(range(last + 1, last + n + 1))
+
+
+def _unique_ids(ids: Iterable) -> list[int]:
+    out: list[int] = []
+    for rid in ids:
+        rid = _as_id(rid)
+        if rid not in out:
+            out.append(rid)
+    return out
 
 
 def _as_id(rid) -> int:

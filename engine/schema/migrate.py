@@ -37,7 +37,7 @@ def migrate(tenant, applied_by: str | None = None) -> Plan:
     if plan.blocking:
         raise MigrationRefused(plan)
     schema = TenantSchema(tenant.model, tenant.field_types)
-    with tenant.db.begin() as conn:
+    with tenant.write() as conn:
         state = read_state(conn, schema)
         op = Operations(MigrationContext.configure(conn))
         archived_now: dict[tuple[str, str], dict] = {}
@@ -162,7 +162,7 @@ def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     path = backup_dir / f"{tenant.name}-archived-{stamp}.json"
     dropped: list[str] = []
-    with tenant.db.begin() as conn:
+    with tenant.write() as conn:
         state = read_state(conn, schema)
         archived = [(t, c) for (t, c), st in state.items() if st["status"] == "archived"]
         insp = sa.inspect(conn)

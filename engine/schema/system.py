@@ -85,5 +85,61 @@ def define_system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("files", sa.Text, nullable=False, server_default="[]"),
         sa.Column("plan", sa.Text, nullable=False, server_default="[]"),  # JSON list of applied changes
     )
-    return {"users": users, "tokens": tokens, "login_failures": login_failures, "audit": audit,
+    shares = sa.Table(
+        "fw_shares", metadata,
+        id_column(),
+        sa.Column("entity", sa.String(100), nullable=False),
+        sa.Column("record_id", sa.BigInteger, nullable=False),
+        sa.Column("user_id", sa.BigInteger),            # share with one user …
+        sa.Column("department", sa.String(100)),        # … or with a whole department
+        sa.Column("access", sa.String(10), nullable=False),  # read | write
+        sa.Column("created_by", sa.BigInteger),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Index("ix_fw_shares_record", "entity", "record_id"),
+        sa.Index("ix_fw_shares_user", "entity", "user_id"),
+    )
+    exports = sa.Table(
+        "fw_exports", metadata,
+        id_column(),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("user_id", sa.BigInteger),
+        sa.Column("username", sa.String(150)),
+        sa.Column("entity", sa.String(100), nullable=False),
+        sa.Column("filters", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("row_count", sa.Integer, nullable=False),
+        sa.Column("channel", sa.String(20), nullable=False, server_default="cli"),  # cli | web | api
+    )
+    define_dedup_tables(metadata)
+    return {"users": users, "shares": shares, "exports": exports, "tokens": tokens, "login_failures": login_failures, "audit": audit,
             "sequences": sequences, "schema_state": schema_state, "config_versions": config_versions}
+
+
+def define_dedup_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    """Duplicate detection (engine/dedup): the blocking keys kept with every write, the normalised
+    value each fuzzy rule scores, and which rule definition the index was built for."""
+    keys = sa.Table(
+        "fw_dedup_keys", metadata,
+        sa.Column("entity", sa.String(100), nullable=False),
+        sa.Column("rule", sa.String(100), nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("size", sa.Integer, nullable=False, server_default="0"),  # length of the normalised value
+        sa.Column("record_id", sa.BigInteger, nullable=False),
+        sa.Index("ix_fw_dedup_keys_lookup", "entity", "rule", "key", "size", "record_id"),
+        sa.Index("ix_fw_dedup_keys_record", "entity", "record_id"),
+    )
+    values = sa.Table(
+        "fw_dedup_values", metadata,
+        sa.Column("entity", sa.String(100), primary_key=True),
+        sa.Column("rule", sa.String(100), primary_key=True),
+        sa.Column("record_id", sa.BigInteger, primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+    state = sa.Table(
+        "fw_dedup_state", metadata,
+        sa.Column("entity", sa.String(100), primary_key=True),
+        sa.Column("rule", sa.String(100), primary_key=True),
+        sa.Column("signature", sa.String(64), nullable=False),
+        sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("records", sa.BigInteger, nullable=False, server_default="0"),
+    )
+    return {"keys": keys, "values": values, "state": state}
