@@ -63,6 +63,22 @@ class Conflict(FormworkError):
         super().__init__(message)
 
 
+class DuplicatesFound(FormworkError):
+    """A write looks like a duplicate of existing records (the entity's `duplicates:` rules).
+
+    `matches` are JSON-able dicts, best first, holding only what the caller may see (see
+    engine/dedup/check.py); repeat the write with ``confirm_duplicates=True`` to save it anyway.
+    """
+
+    def __init__(self, message: str, matches: list[dict], entity: str | None = None):
+        self.matches = matches
+        self.entity = entity
+        super().__init__(message)
+
+    def to_json(self) -> dict:
+        return {"duplicates": self.matches}
+
+
 class SchemaMismatch(FormworkError):
     """The database schema does not match the config: run `formwork plan`."""
 

@@ -66,3 +66,35 @@ def formwork_records_after_delete(tenant: Any, entity: Any, record: dict, user: 
 @hookspec
 def formwork_tenant_loaded(tenant: Any) -> None:
     """A tenant finished loading its config, database and plugins."""
+
+
+@hookspec
+def formwork_records_before_write(tenant: Any, entity: Any, record: dict, old: dict | None, user: Any,
+                                  connection: Any, options: dict) -> None:
+    """A validated record is about to be created (``old`` is None) or updated; raise a
+    ``FormworkError`` (e.g. ``DuplicatesFound``) to refuse the write. Runs inside the write transaction.
+
+    ``options`` holds the caller's write options: ``confirm_duplicates`` (bool: the user confirmed
+    "not a duplicate") and ``locale`` (the language for messages).
+    """
+
+
+@hookspec
+def formwork_records_before_write_many(tenant: Any, entity: Any, rows: list, user: Any, connection: Any,
+                                       options: dict) -> list:
+    """A bulk create (import) is about to write ``rows``, a list of ``(row number, record)``.
+
+    Return ``[(row number, field or "_record", message)]`` for rows to refuse; they are reported like
+    validation errors (all-or-nothing, or skipped with ``skip_invalid``). ``options`` as for
+    ``formwork_records_before_write``. Runs inside the write transaction.
+    """
+
+
+@hookspec
+def formwork_dedup_normalizers() -> dict:
+    """Return ``{name: fn(value: str, ctx) -> str}`` normalisers for ``duplicates:`` rules.
+
+    ``ctx`` is an ``engine.dedup.normalize.NormalizeContext`` (``region``, ``locale``); return the
+    text to compare, or "" when the value should never count as a duplicate. A later plugin's
+    normaliser of the same name replaces an earlier one.
+    """

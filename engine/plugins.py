@@ -13,6 +13,7 @@ hookimpl = pluggy.HookimplMarker("formwork")
 BUILTIN_PLUGINS = (
     "plugins.field_types",
     "plugins.expression_functions",
+    "plugins.dedup",
 )
 
 

@@ -1,0 +1,352 @@
+"""The duplicate index: blocking keys kept with every write, and candidate lookup through them.
+
+Tables (engine/schema/system.py, created by `formwork migrate`):
+
+- ``fw_dedup_keys (entity, rule, key, size, record_id)`` indexed on (entity, rule, key, size,
+  record_id): a fuzzy rule's distinct q-grams of each record's normalised value (``size`` is the
+  value's length), or an exact rule's whole normalised value;
+- ``fw_dedup_values (entity, rule, record_id) → value``: the normalised value a fuzzy rule scores;
+- ``fw_dedup_state (entity, rule) → signature``: which rule definition the rows were built for. A
+  rule with no state row, or a changed definition, is rebuilt (in the write transaction that
+  first needs it, or by ``formwork duplicates … --reindex``).
+
+Plain SQL on both SQLite and PostgreSQL (no pg_trgm), so both give the same candidates and scores.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Iterable
+
+import sqlalchemy as sa
+from rapidfuzz import fuzz
+
+from ..tenant import phone_region
+from .keys import exact_key, fuzzy_keys, shared_bound, size_range
+from .normalize import NormalizeContext, collect_normalizers
+from .rules import DedupRule, raw_text, rules_for
+
+# A key whose posting list is longer than this carries no signal ("科技", "有限"): skipped.
+MAX_POSTING = 1000
+CHUNK = 500
+REBUILD_CHUNK = 5000
+
+
+class DedupIndex:
+    """Index maintenance and candidate lookup for one tenant (cheap to create; holds no data)."""
+
+    def __init__(self, tenant, max_posting: int = MAX_POSTING):
+        self.tenant = tenant
+        self.model = tenant.model
+        tables = tenant.schema.metadata.tables
+        self.keys = tables["fw_dedup_keys"]
+        self.values = tables["fw_dedup_values"]
+        self.state = tables["fw_dedup_state"]
+        self.max_posting = max_posting
+        self.normalizers = collect_normalizers(tenant.pm)
+        locale = self.model.tenant.locale
+        self.ctx = NormalizeContext(region=phone_region(locale), locale=locale)
+
+    # --- values and keys ----------------------------------------------------------------------
+
+    def rules(self, entity) -> list[DedupRule]:
+        return rules_for(entity)
+
+    def normalized(self, rule: DedupRule, record: dict) -> str | None:
+        """The rule's normalised value of a record; None when a field is empty (never a duplicate)."""
+        parts = []
+        for name, norm in zip(rule.fields, rule.normalize):
+            raw = raw_text(record.get(name))
+            if raw is None:
+                return None
+            value = self.normalizers[norm](raw, self.ctx)
+            if not value:
+                return None
+            parts.append(value)
+        return "\x1f".join(parts)
+
+    def _rows(self, rule: DedupRule, rid: int, value: str) -> tuple[list[dict], dict | None]:
+        base = {"entity": rule.entity, "rule": rule.id, "record_id": rid}
+        if rule.match == "fuzzy":
+            size = len(value)
+            keys = [{**base, "key": k, "size": size} for k in fuzzy_keys(value)]
+            return keys, {**base, "value": value}
+        return [{**base, "key": exact_key(value), "size": 0}], None
+
+    # --- maintenance --------------------------------------------------------------------------
+
+    def add(self, conn, entity, records: Iterable[dict], rules: list[DedupRule] | None = None) -> None:
+        """Index records (with ids) of `entity` under its rules (or `rules`)."""
+        rules = self.rules(entity) if rules is None else rules
+        if not rules:
+            return
+        key_rows: list[dict] = []
+        value_rows: list[dict] = []
+        for rec in records:
+            for rule in rules:
+                value = self.normalized(rule, rec)
+                if value is None:
+                    continue
+                keys, val = self._rows(rule, rec["id"], value)
+                key_rows.extend(keys)
+                if val is not None:
+                    value_rows.append(val)
+        if key_rows:
+            conn.execute(self.keys.insert(), key_rows)
+        if value_rows:
+            conn.execute(self.values.insert(), value_rows)
+
+    def remove(self, conn, entity_name: str, ids: list[int], rules: list[DedupRule] | None = None) -> None:
+        """Drop the index rows of records (all rules, or only `rules`)."""
+        for i in range(0, len(ids), CHUNK):
+            chunk = ids[i:i + CHUNK]
+            for table in (self.keys, self.values):
+                stmt = table.delete().where(table.c.entity == entity_name, table.c.record_id.in_(chunk))
+                if rules is not None:
+                    stmt = stmt.where(table.c.rule.in_([r.id for r in rules]))
+                conn.execute(stmt)
+
+    def replace(self, conn, entity, record: dict, rules: list[DedupRule]) -> None:
+        if rules:
+            self.remove(conn, entity.name, [record["id"]], rules)
+            self.add(conn, entity, [record], rules)
+
+    def stale_rules(self, conn, entity) -> tuple[list[DedupRule], list[str]]:
+        """(rules whose index is missing or out of date, rule ids indexed but no longer configured)."""
+        rules = self.rules(entity)
+        built = {r.rule: r.signature for r in conn.execute(
+            sa.select(self.state.c.rule, self.state.c.signature).where(self.state.c.entity == entity.name))}
+        stale = [r for r in rules if built.get(r.id) != r.signature]
+        current = {r.id for r in rules}
+        gone = [rid for rid in built if rid not in current]
+        return stale, gone
+
+    def ensure(self, conn, entity) -> list[DedupRule]:
+        """Rebuild whatever is missing or stale (e.g. the first write after migrate, or a changed
+        rule); returns the rules rebuilt. Cheap when everything is current (one query)."""
+        stale, gone = self.stale_rules(conn, entity)
+        if not stale and not gone:
+            return []
+        if conn.dialect.name == "postgresql":
+            # Two first writers must not both rebuild: serialise on a per-entity advisory lock.
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(entity.name))))
+            stale, gone = self.stale_rules(conn, entity)
+        self._drop_rules(conn, entity.name, gone)
+        if stale:
+            self.rebuild(conn, entity, stale)
+        return stale
+
+    def _drop_rules(self, conn, entity_name: str, rule_ids: list[str]) -> None:
+        for table in (self.keys, self.values, self.state):
+            if rule_ids:
+                conn.execute(table.delete().where(table.c.entity == entity_name, table.c.rule.in_(rule_ids)))
+
+    def rebuild(self, conn, entity, rules: list[DedupRule] | None = None, progress=None) -> int:
+        """Re-create the index rows of `rules` (default: all of the entity's) from the stored records."""
+        rules = self.rules(entity) if rules is None else rules
+        stale, gone = self.stale_rules(conn, entity)
+        self._drop_rules(conn, entity.name, gone + [r.id for r in rules])
+        if not rules:
+            return 0
+        t = self.tenant.schema.table(entity)
+        fields = sorted({f for r in rules for f in r.fields})
+        types = self.tenant.field_types
+        typed = [(entity.fields[f], types.for_field(entity.fields[f])) for f in fields]
+        cols = [t.c.id] + [t.c[f] for f in fields]
+        last = 0
+        count = 0
+        while True:
+            rows = conn.execute(sa.select(*cols).where(t.c.id > last).order_by(t.c.id)
+                                .limit(REBUILD_CHUNK)).all()
+            if not rows:
+                break
+            records = []
+            for row in rows:
+                rec = {"id": row[0]}
+                for (f, ftype), v in zip(typed, row[1:]):
+                    rec[f.name] = ftype.from_db(f, v)
+                records.append(rec)
+            self.add(conn, entity, records, rules)
+            last = rows[-1][0]
+            count += len(rows)
+            if progress:
+                progress(len(rows))
+        now = datetime.now(timezone.utc)
+        conn.execute(self.state.insert(), [{"entity": entity.name, "rule": r.id, "signature": r.signature,
+                                            "built_at": now, "records": count} for r in rules])
+        return count
+
+    # --- lookup -------------------------------------------------------------------------------
+
+    def _where(self, table, rule: DedupRule):
+        return (table.c.entity == rule.entity, table.c.rule == rule.id)
+
+    def lookup(self, conn, rule: DedupRule, value: str, exclude: int | None = None) -> list[tuple[int, float]]:
+        """[(record id, score)] of stored records that match `value` (already normalised) under `rule`."""
+        if rule.match != "fuzzy":
+            stmt = sa.select(self.keys.c.record_id).where(*self._where(self.keys, rule),
+                                                          self.keys.c.key == exact_key(value))
+            return [(rid, 100.0) for (rid,) in conn.execute(stmt) if rid != exclude]
+        keys = sorted(fuzzy_keys(value))
+        common = self._common(conn, rule, keys)
+        usable = [k for k in keys if k not in common]
+        if not usable:
+            return []
+        lo, hi = size_range(len(value), rule.threshold)
+        k = self.keys
+        stmt = (sa.select(k.c.record_id, k.c.size, sa.func.count())
+                .where(*self._where(k, rule), k.c.key.in_(usable), k.c.size.between(lo, hi))
+                .group_by(k.c.record_id, k.c.size))
+        candidates = self._filter(conn.execute(stmt), value, rule.threshold, len(common), exclude)
+        return self._score(conn, rule, value, candidates)
+
+    def _common(self, conn, rule: DedupRule, keys: list[str]) -> set[str]:
+        """The keys whose posting list is longer than max_posting (counting stops there)."""
+        if not keys:
+            return set()
+        k = self.keys
+        parts = []
+        for i, key in enumerate(keys):
+            sub = (sa.select(k.c.record_id).where(*self._where(k, rule), k.c.key == key)
+                   .limit(self.max_posting + 1).subquery())
+            parts.append(sa.select(sa.literal(i).label("i"), sa.func.count().label("n")).select_from(sub))
+        stmt = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+        return {keys[i] for i, n in conn.execute(stmt) if n > self.max_posting}
+
+    @staticmethod
+    def _filter(rows, value: str, threshold: float, skipped: int, exclude) -> list[int]:
+        out = []
+        needs: dict[int, int | None] = {}
+        for rid, size, n in rows:
+            if rid == exclude:
+                continue
+            if size not in needs:
+                need = shared_bound(value, size, threshold)
+                needs[size] = None if need is None else max(1, need - skipped)
+            need = needs[size]
+            if need is not None and n >= need:
+                out.append(rid)
+        return out
+
+    def _score(self, conn, rule: DedupRule, value: str, ids: list[int]) -> list[tuple[int, float]]:
+        out = []
+        v = self.values
+        for i in range(0, len(ids), CHUNK):
+            stmt = sa.select(v.c.record_id, v.c.value).where(*self._where(v, rule),
+                                                             v.c.record_id.in_(ids[i:i + CHUNK]))
+            for rid, other in conn.execute(stmt):
+                score = fuzz.ratio(value, other, score_cutoff=rule.threshold)
+                if score:
+                    out.append((rid, round(score, 1)))
+        return out
+
+    def lookup_many(self, conn, rule: DedupRule, values: list[str | None]) -> list[list[tuple[int, float]]]:
+        """lookup() for many values at once (bulk imports): the same results, batched queries."""
+        out: list[list[tuple[int, float]]] = [[] for _ in values]
+        k = self.keys
+        if rule.match != "fuzzy":
+            wanted: dict[str, list[int]] = {}
+            for i, value in enumerate(values):
+                if value is not None:
+                    wanted.setdefault(exact_key(value), []).append(i)
+            keys = list(wanted)
+            for c in range(0, len(keys), CHUNK):
+                stmt = sa.select(k.c.key, k.c.record_id).where(*self._where(k, rule), k.c.key.in_(keys[c:c + CHUNK]))
+                for key, rid in conn.execute(stmt):
+                    for i in wanted[key]:
+                        out[i].append((rid, 100.0))
+            return out
+        keysets = [sorted(fuzzy_keys(v)) if v is not None else [] for v in values]
+        all_keys = sorted(set().union(*keysets)) if keysets else []
+        counts: Counter = Counter()
+        for c in range(0, len(all_keys), CHUNK):
+            stmt = (sa.select(k.c.key, sa.func.count()).where(*self._where(k, rule), k.c.key.in_(all_keys[c:c + CHUNK]))
+                    .group_by(k.c.key))
+            counts.update(dict(conn.execute(stmt).all()))
+        usable = [key for key in all_keys if 0 < counts[key] <= self.max_posting]
+        postings: dict[str, list[tuple[int, int]]] = {}
+        for c in range(0, len(usable), CHUNK):
+            stmt = sa.select(k.c.key, k.c.record_id, k.c.size).where(*self._where(k, rule),
+                                                                     k.c.key.in_(usable[c:c + CHUNK]))
+            for key, rid, size in conn.execute(stmt):
+                postings.setdefault(key, []).append((rid, size))
+        wanted_ids: set[int] = set()
+        per_row: list[list[int]] = []
+        for value, keys in zip(values, keysets):
+            if value is None:
+                per_row.append([])
+                continue
+            lo, hi = size_range(len(value), rule.threshold)
+            skipped = sum(1 for key in keys if counts[key] > self.max_posting)
+            shared: Counter = Counter()
+            for key in keys:
+                for rid, size in postings.get(key, ()):
+                    if lo <= size <= hi:
+                        shared[(rid, size)] += 1
+            ids = self._filter(((rid, size, n) for (rid, size), n in shared.items()), value, rule.threshold,
+                               skipped, None)
+            per_row.append(ids)
+            wanted_ids.update(ids)
+        stored = self._values(conn, rule, sorted(wanted_ids))
+        for i, (value, ids) in enumerate(zip(values, per_row)):
+            for rid in ids:
+                score = fuzz.ratio(value, stored.get(rid, ""), score_cutoff=rule.threshold)
+                if score:
+                    out[i].append((rid, round(score, 1)))
+        return out
+
+    def _values(self, conn, rule: DedupRule, ids: list[int]) -> dict[int, str]:
+        v = self.values
+        out = {}
+        for i in range(0, len(ids), CHUNK):
+            stmt = sa.select(v.c.record_id, v.c.value).where(*self._where(v, rule), v.c.record_id.in_(ids[i:i + CHUNK]))
+            out.update(dict(conn.execute(stmt).all()))
+        return out
+
+    def stored_values(self, conn, rule: DedupRule) -> Iterable[tuple[int, str]]:
+        """Every (record id, normalised value) of a fuzzy rule, by id (for scans)."""
+        v = self.values
+        return conn.execute(sa.select(v.c.record_id, v.c.value).where(*self._where(v, rule)).order_by(v.c.record_id))
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha1(f"formwork-dedup:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+def in_memory_matches(rule: DedupRule, values: list[str | None], max_posting: int = MAX_POSTING
+                      ) -> list[list[tuple[int, float]]]:
+    """For each value, the earlier values (by index) it matches under `rule`: duplicates within one file."""
+    out: list[list[tuple[int, float]]] = [[] for _ in values]
+    if rule.match != "fuzzy":
+        first: dict[str, list[int]] = {}
+        for i, value in enumerate(values):
+            if value is None:
+                continue
+            out[i] = [(j, 100.0) for j in first.get(value, [])]
+            first.setdefault(value, []).append(i)
+        return out
+    postings: dict[str, list[int]] = {}
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        keys = fuzzy_keys(value)
+        lo, hi = size_range(len(value), rule.threshold)
+        skipped = sum(1 for key in keys if len(postings.get(key, ())) > max_posting)
+        shared: Counter = Counter()
+        for key in keys:
+            plist = postings.get(key, ())
+            if len(plist) > max_posting:
+                continue
+            for j in plist:
+                if lo <= len(values[j]) <= hi:
+                    shared[j] += 1
+        for j, n in shared.items():
+            need = shared_bound(value, len(values[j]), rule.threshold)
+            if need is not None and n >= max(1, need - skipped):
+                score = fuzz.ratio(value, values[j], score_cutoff=rule.threshold)
+                if score:
+                    out[i].append((j, round(score, 1)))
+        for key in keys:
+            postings.setdefault(key, []).append(i)
+    return out
