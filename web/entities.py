@@ -7,6 +7,10 @@ from werkzeug.datastructures import CombinedMultiDict, MultiDict
 
 from engine.errors import BadRequest, Conflict, ValidationFailed
 
+from engine.i18n import message
+from engine.permissions import PermissionDenied
+
+from . import access
 from . import forms as F
 from .context import records, tenant
 from .i18n import get_lang, get_locale, gettext as _, label
@@ -38,6 +42,28 @@ def elabel(ent) -> str:
     return label(ent.label) or ent.name
 
 
+def require(ent, action: str, record: dict | None = None) -> None:
+    """403 before showing a page whose action the engine would refuse anyway."""
+    allowed = access.can_on(ent, action, record) if record is not None else access.can(ent, action)
+    if not allowed:
+        raise PermissionDenied(message("forbidden_action", get_locale(), entity=elabel(ent), action=action))
+
+
+def writable(field) -> bool:
+    """May the current user write this field (top-level or subtable row field)?"""
+    ent = field.entity
+    return ent is None or access.field_access(ent).get(field.name, "write") == "write"
+
+
+def editable(field) -> bool:
+    return F.is_editable(field) and writable(field)
+
+
+def visible_columns(ent, columns: list[dict]) -> list[dict]:
+    hidden = {n for n, a in access.field_access(ent).items() if a == "hidden"}
+    return [c for c in columns if c["name"] not in hidden]
+
+
 # ------------------------------------------------------------------------------------------ list
 
 @bp.get("/<entity>/")
@@ -52,9 +78,11 @@ def list_view(entity):
     except BadRequest as exc:
         flash(str(exc), "error")
         return redirect(url_for("entities.list_view", entity=ent.name))
-    columns = list_columns(ent, tenant().field_types)
+    columns = visible_columns(ent, list_columns(ent, tenant().field_types))
     rows = [{"id": r["id"], "text": svc.display(ent.name, r, get_locale()), "record": r} for r in page.items]
-    controls = filter_controls(ent, query, F.Choices(tenant(), get_lang()))
+    hidden = {n for n, a in access.field_access(ent).items() if a == "hidden"}
+    controls = [c for c in filter_controls(ent, query, F.Choices(tenant(), get_lang()))
+                if c["name"].split("__")[0] not in hidden]
     for c in controls:
         if c["kind"] == "reference" and c["value"].isdigit():
             c["title"] = svc.titles(c["to"], [int(c["value"])]).get(int(c["value"]), "")
@@ -120,19 +148,21 @@ CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "
 
 def _computed_texts(ent, form, record) -> tuple[dict, dict]:
     """Formula texts for the form: from the submitted values after a POST, else from the record."""
+    fields: dict = {}
+    rows: dict = {}
+    if record is not None:
+        text = service().display(ent.name, record, get_locale())
+        fields = {f.name: text.get(f.name, "") for f in ent.fields.values() if not editable(f)}
+        rows = {f.name: text.get(f.name) or [] for f in ent.subtables()}
     if request.method == "POST":
         values = F.submitted_values(ent, form, request.form, MultiDict(), creating=True,
                                     keep_blank_rows=True)
         try:
             shown = _preview(ent, values)
         except Exception:  # noqa: BLE001 - a preview must never break the form
-            return {}, {}
-        return shown["fields"], shown["rows"]
-    if record is None:
-        return {}, {}
-    text = service().display(ent.name, record, get_locale())
-    fields = {f.name: text.get(f.name, "") for f in ent.fields.values() if not F.is_editable(f)}
-    rows = {f.name: text.get(f.name) or [] for f in ent.subtables()}
+            return fields, rows
+        fields.update({k: v for k, v in shown["fields"].items() if v})
+        rows.update(shown["rows"])
     return fields, rows
 
 
@@ -141,8 +171,8 @@ def _render_form(ent, form, record=None, errors=None, conflict=None, status=200)
     readonly, row_texts = _computed_texts(ent, form, record)
     return render_template(
         "entities/form.html", ent=ent, form=form, record=record, errors=errors or {},
-        conflict=conflict, sections=F.sections(ent, get_lang()), widget=F.widget,
-        editable=F.is_editable, choices=_choices(), ref_titles=_reference_titles(ent, data),
+        conflict=conflict, sections=F.sections(ent, get_lang(), access.field_access(ent)),
+        widget=F.widget, editable=editable, choices=_choices(), ref_titles=_reference_titles(ent, data),
         readonly=readonly, row_texts=row_texts, nav_active=ent.name, entity_label=elabel(ent),
         currency_symbol=CURRENCY_SYMBOLS.get(tenant().model.tenant.currency, tenant().model.tenant.currency),
         version=request.form.get("version") if conflict is None and request.method == "POST"
@@ -150,7 +180,7 @@ def _render_form(ent, form, record=None, errors=None, conflict=None, status=200)
 
 
 def _new_form(ent, formdata=None, data=None):
-    cls = F.form_class(ent, _choices(), tenant().field_types)
+    cls = F.form_class(ent, _choices(), tenant().field_types, writable=writable)
     return cls(formdata=formdata, data=data)
 
 
@@ -162,6 +192,7 @@ def _formdata():
 def new(entity):
     ent = entity_or_404(entity)
     svc = service()
+    require(ent, "create")
     if request.method == "POST":
         form = _new_form(ent, formdata=_formdata())
         values = F.submitted_values(ent, form, request.form, request.files, creating=True)
@@ -176,7 +207,7 @@ def new(entity):
     # Pre-fill from the query string (related lists' "add" buttons) and literal defaults.
     initial = {}
     for f in ent.fields.values():
-        if not F.is_editable(f) or f.child is not None or f.type == "file":
+        if not editable(f) or f.child is not None or f.type == "file":
             continue
         if f.name in request.args:
             initial[f.name] = request.args.getlist(f.name) if F.widget(f) == "multiselect" \
@@ -212,6 +243,7 @@ def edit(entity, record_id):
     ent = entity_or_404(entity)
     svc = service()
     rec = _load(ent, record_id)
+    require(ent, "update", rec)
     if request.method == "POST":
         form = _new_form(ent, formdata=_formdata())
         values = F.submitted_values(ent, form, request.form, request.files, creating=False)
@@ -286,7 +318,8 @@ def detail(entity, record_id):
     shown = svc.display(ent.name, rec, get_locale())
     related = []
     for ref_ent, ref_field in tenant().model.referencing(ent.name):
-        if ref_ent.is_child:
+        if ref_ent.is_child or not access.can(ref_ent, "read") \
+                or access.field_access(ref_ent).get(ref_field.name) == "hidden":
             continue
         flt = {ref_field.name: str(record_id)}
         page = svc.list(ref_ent.name, me(), filters=flt, sort="-updated_at", limit=5)
@@ -299,7 +332,8 @@ def detail(entity, record_id):
             "filter": flt,
         })
     return render_template("entities/detail.html", ent=ent, rec=rec, shown=shown,
-                           title=svc.title_of(ent, rec), sections=F.sections(ent, get_lang()),
+                           title=svc.title_of(ent, rec),
+                           sections=F.sections(ent, get_lang(), access.field_access(ent)),
                            widget=F.widget, related=related,
                            history=timeline(ent, svc.history(ent.name, record_id, me())),
                            nav_active=ent.name, entity_label=elabel(ent))
@@ -307,7 +341,7 @@ def detail(entity, record_id):
 
 def _related_columns(ref_ent, ref_field) -> list[dict]:
     """The referencing entity's list columns without the reference itself, its title first."""
-    cols = [c for c in list_columns(ref_ent, tenant().field_types)
+    cols = [c for c in visible_columns(ref_ent, list_columns(ref_ent, tenant().field_types))
             if c["name"] not in (ref_field.name, "owner")]
     cols.sort(key=lambda c: c["name"] != ref_ent.title)
     return cols[:3]
@@ -335,6 +369,7 @@ def delete(entity, record_id):
     ent = entity_or_404(entity)
     svc = service()
     rec = _load(ent, record_id)
+    require(ent, "delete", rec)
     title = svc.title_of(ent, rec)
     if request.method == "POST":
         try:

@@ -6,6 +6,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import BadRequest, NotFound
+from engine.permissions import PermissionDenied
 
 from .i18n import gettext as _
 from .security import api_error, is_api_request, safe_next
@@ -26,6 +27,13 @@ def init_app(app) -> None:
             return api_error(404, str(exc) or "not found")
         return render_template("errors/error.html", code=404, title=_("Page not found"),
                                message=_("The page or record you asked for does not exist.")), 404
+
+    @app.errorhandler(PermissionDenied)
+    def forbidden(exc):
+        if is_api_request():
+            return api_error(403, str(exc))
+        return render_template("errors/error.html", code=403, title=_("Not allowed"),
+                               message=str(exc)), 403
 
     @app.errorhandler(BadRequest)
     def bad_request(exc):

@@ -35,10 +35,12 @@ class Section:
     fields: list = dc_field(default_factory=list)
 
 
-def sections(entity, lang: str | None = None) -> list[Section]:
-    """`layout.form` sections; fields the layout leaves out come last so nothing is unreachable."""
+def sections(entity, lang: str | None = None, access: dict | None = None) -> list[Section]:
+    """`layout.form` sections; fields the layout leaves out come last so nothing is unreachable.
+    Fields the user may not see (`access[name] == "hidden"`) are left out."""
     out: list[Section] = []
-    placed: set[str] = set()
+    hidden = {n for n, a in (access or {}).items() if a == "hidden"}
+    placed: set[str] = set(hidden)
     for sec in entity.form_layout or []:
         names = [n for n in sec.get("fields", []) if n in entity.fields and n not in placed]
         placed.update(names)
@@ -126,14 +128,24 @@ def _wt_field(field, choices: Choices, tenant_types):
     return StringField(field.name)
 
 
-def row_form_class(entity, choices: Choices, tenant_types):
-    attrs = {n: _wt_field(f, choices, tenant_types) for n, f in entity.fields.items() if is_editable(f)}
+def row_form_class(entity, choices: Choices, tenant_types, writable=None):
+    attrs = {n: _wt_field(f, choices, tenant_types) for n, f in entity.fields.items()
+             if is_editable(f) and (writable is None or writable(f))}
     return type(f"{entity.table_name}_row", (Form,), attrs)
 
 
-def form_class(entity, choices: Choices, tenant_types):
-    """A WTForms class with one field per editable field (CSRF is checked app-wide)."""
-    attrs = {n: _wt_field(f, choices, tenant_types) for n, f in entity.fields.items() if is_editable(f)}
+def form_class(entity, choices: Choices, tenant_types, writable=None):
+    """A WTForms class with one field per field the user may write (CSRF is checked app-wide).
+    `writable(field) -> bool` answers for fields and subtable row fields alike."""
+    attrs = {}
+    for n, f in entity.fields.items():
+        if not is_editable(f) or (writable is not None and not writable(f)):
+            continue
+        if widget(f) == "subtable":
+            attrs[n] = FieldList(FormField(row_form_class(f.child, choices, tenant_types, writable)),
+                                 min_entries=0)
+        else:
+            attrs[n] = _wt_field(f, choices, tenant_types)
     return type(f"{entity.name}_form", (Form,), attrs)
 
 
@@ -175,7 +187,7 @@ def _blank(value) -> bool:
 def row_values(entity, row_form) -> dict:
     out = {}
     for f in entity.fields.values():
-        if not is_editable(f) or f.name not in row_form:
+        if f.name not in row_form:
             continue
         out[f.name] = row_form[f.name].data
     return out
@@ -187,8 +199,8 @@ def submitted_values(entity, form, formdata, files, creating: bool, keep_blank_r
     stored file unless its "remove" box is ticked."""
     values: dict = {}
     for f in entity.fields.values():
-        if not is_editable(f):
-            continue
+        if f.name not in form._fields:
+            continue  # computed, or not writable for this user
         kind = widget(f)
         if kind == "file":
             upload = files.get(f.name)

@@ -6,6 +6,7 @@ from datetime import datetime
 from flask import Blueprint, render_template
 from flask_login import current_user
 
+from . import access
 from .context import records, tenant
 from .i18n import gettext as _, label
 
@@ -24,7 +25,8 @@ def quick_actions(model) -> list[dict]:
         if not names and model.entities:
             names = [next(iter(model.entities))]
     actions = []
-    for i, name in enumerate(n for n in names if n in model.entities):
+    allowed = [n for n in names if n in model.entities and access.can(model.entities[n], "create")]
+    for i, name in enumerate(allowed):
         ent = model.entities[name]
         text = (_("Log follow-up") if name in FOLLOW_UP_NAMES
                 else _("New %(entity)s", entity=label(ent.label) or name))
@@ -36,7 +38,7 @@ def my_records(model, limit: int = 5) -> list[dict]:
     """For each entity: the caller's most recently updated records and how many they own."""
     service = records()
     boards = []
-    for ent in model.entities.values():
+    for ent in access.readable_entities(model):
         board = {"entity": ent, "items": [], "count": None}
         if service is not None:
             mine = {"owner": str(current_user.id)}

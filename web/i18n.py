@@ -85,6 +85,7 @@ _ZH = {
         "有待应用的配置变更；请运行 `formwork plan`，然后运行 `formwork migrate`。",
     "The configuration file has errors; run `formwork check`. The previous configuration stays in use.":
         "配置文件有错误，请运行 `formwork check`。当前仍使用之前的配置。",
+    "Not allowed": "没有权限",
     # entity pages
     "%(n)s records": "共 %(n)s 条",
     "%(n)s rows": "%(n)s 行",

@@ -4,13 +4,14 @@ from __future__ import annotations
 from flask import request
 from flask_login import current_user
 
+from . import access
 from .context import state, tenant
 from .i18n import LANGUAGES, get_lang, get_locale, gettext, label
 
 
 def nav_entities() -> list:
-    """The top-level entities, in config order, for the navigation."""
-    return list(tenant().model.entities.values())
+    """The top-level entities the user may read, in config order, for the navigation."""
+    return access.readable_entities(tenant().model)
 
 
 def user_initials(name: str) -> str:
@@ -39,6 +40,8 @@ def init_app(app) -> None:
             "tenant": t,
             "tenant_label": label(t.model.tenant.label) or t.name,
             "nav_entities": nav_entities,
+            "can": access.can,
+            "can_on": access.can_on,
             "user_initials": user_initials,
             "current_path": request.full_path.rstrip("?"),
             "schema_banner": state().schema_problem if getattr(current_user, "is_admin", False)

@@ -47,7 +47,7 @@ def test_user_add_with_password_prints_none(cli_env):
 def test_unknown_role_is_a_clear_error(cli_env):
     result = cli_env("user", "add", "a", "--role", "boss")
     assert result.exit_code == 1
-    assert "unknown role boss" in result.output and "admin, sales, manager" in result.output
+    assert "unknown role boss" in result.output and "admin, sales, manager, viewer" in result.output
     assert "Traceback" not in result.output
 
 

@@ -89,7 +89,7 @@ def test_r12_rule_message_under_its_field(signed_in, h):
     resp = post_form(signed_in, h, "/e/customer/new", {"name": "甲公司", "industry": "金融业", "level": "A"})
     html = resp.get_data(as_text=True)
     assert resp.status_code == 422
-    assert re.search(r'id="phone-error">A类客户必须填写电话', html)
+    assert re.search(r'id="phone-error"><p>A类客户必须填写电话', html)
 
 
 def test_unique_violation_is_inline(signed_in, h):
