@@ -96,6 +96,12 @@ class UserStore:
         self.tokens_t = tables["tokens"]
         self.failures_t = tables["login_failures"]
         self._dummy_hash: str | None = None
+        u, tk = self.users_t, self.tokens_t
+        # Built once: every API request runs it (statement building and cache keys add up).
+        self._token_query = (sa.select(u, tk.c.id.label("token_id"), tk.c.token_hash, tk.c.last_used_at)
+                             .join(tk, tk.c.user_id == u.c.id)
+                             .where(tk.c.token_hash == sa.bindparam("digest"), tk.c.revoked == sa.false(),
+                                    u.c.active == sa.true()))
 
     # -- configuration ---------------------------------------------------------------------------
     def defined_roles(self) -> list[str]:
@@ -353,12 +359,9 @@ class UserStore:
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         digest = _token_hash(token)
-        u, tk = self.users_t, self.tokens_t
-        query = (sa.select(u, tk.c.id.label("token_id"), tk.c.token_hash, tk.c.last_used_at)
-                 .join(tk, tk.c.user_id == u.c.id)
-                 .where(tk.c.token_hash == digest, tk.c.revoked == sa.false(), u.c.active == sa.true()))
+        tk = self.tokens_t
         with self.tenant.db.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(self._token_query, {"digest": digest}).first()
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
         last = row.last_used_at
