@@ -316,6 +316,8 @@ def detail(entity, record_id):
     svc = service()
     rec = _load(ent, record_id)
     shown = svc.display(ent.name, rec, get_locale())
+    if rec.get("department"):
+        shown["department"] = _choices().department_label(rec["department"])
     related = []
     for ref_ent, ref_field in tenant().model.referencing(ent.name):
         if ref_ent.is_child or not access.can(ref_ent, "read") \

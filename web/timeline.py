@@ -65,10 +65,12 @@ def describe_changes(ent, changes: dict) -> list[dict]:
 def timeline(ent, history: list[dict]) -> list[dict]:
     """History entries (newest first) ready for the template."""
     tz = tenant().timezone
+    svc = records()
+    names = svc.user_names([i.get("user_id") for i in history]) if svc is not None else {}
     out = []
     for item in history:
         at = item.get("at")
-        out.append({"who": item.get("username") or "system",
+        out.append({"who": names.get(item.get("user_id")) or item.get("username") or "system",
                     "when": at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else "",
                     "action": item.get("action"),
                     "verb": _(ACTIONS.get(item.get("action"), item.get("action") or "")),
