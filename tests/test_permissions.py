@@ -213,3 +213,23 @@ def test_permissions_matrix_lists_every_role_and_entity(org):
     assert rep["fields"] == {"credit_limit": "hidden"}
     fin = next(r for r in rows if r["role"] == "finance" and r["entity"] == "customer")
     assert fin["actions"]["read"] == "all where level != 'A'"
+
+
+def test_cli_permissions_matrix_and_export_as_user(org, db_url):
+    from click.testing import CliRunner
+
+    from engine.cli import build_cli
+
+    t, u, _ = org
+    runner = CliRunner()
+    cfg = str(DATA / "perm.yaml")
+    r = runner.invoke(build_cli(), ["permissions", cfg, "--role", "sales_rep"])
+    assert r.exit_code == 0, r.output
+    assert "sales_rep  customer" in r.output and "credit_limit=hidden" in r.output
+    r = runner.invoke(build_cli(), ["permissions", cfg, "--role", "nobody"])
+    assert r.exit_code != 0 and "unknown role(s): nobody" in r.output
+    r = runner.invoke(build_cli(), ["export", cfg, "customer", "--as", "rep_a", "--db", db_url])
+    assert r.exit_code == 0, r.output
+    assert "甲公司" in r.output and "丙公司" not in r.output and "credit_limit" not in r.output
+    r = runner.invoke(build_cli(), ["export", cfg, "customer", "--as", "fin", "--db", db_url])
+    assert r.exit_code == 1 and "Traceback" not in r.output

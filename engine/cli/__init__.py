@@ -12,6 +12,8 @@ COMMAND_MODULES = (
     "engine.cli.schema_cmds",    # plan, migrate
     "engine.cli.data_cmds",      # import, export, demo
     "engine.cli.user_cmds",      # user, token
+    "engine.cli.dedup_cmds",     # duplicates, quality
+    "engine.cli.permission_cmds",  # permissions
 )
 
 

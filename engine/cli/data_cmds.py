@@ -42,10 +42,15 @@ def _entity_name(tenant, entity):
 @click.option("--dry-run", is_flag=True, help="Validate every row, write nothing.")
 @click.option("--skip-invalid", is_flag=True, help="Write the valid rows, report the others.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), help="Default: from the file extension.")
+@click.option("--on-duplicate", type=click.Choice(["skip", "create", "update"]),
+              help="Rows that duplicate a stored record or an earlier row (the entity's duplicates: rules): "
+                   "leave them out, import them anyway, or update the stored record. Default: report them "
+                   "as errors.")
 @reports_errors
-def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt):
+def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt, on_duplicate):
     """Import a CSV (UTF-8, UTF-8 with BOM, GB18030) or JSON file; all-or-nothing by default."""
     from ..io.transfer import read_rows, strip_computed
+    from ..dedup.imports import import_rows
     from ..records.service import BulkFailed, RowError
 
     tenant = _ready_tenant(config, db_url)
@@ -77,10 +82,10 @@ def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt):
         if show_bar:
             with click.progressbar(length=len(source), label=f"validating {len(source)} rows",
                                    file=sys.stderr) as bar:
-                result = tenant.records.create_many(ent.name, source, user, skip_invalid=skip_invalid,
+                result = import_rows(tenant, ent.name, source, user, on_duplicate, skip_invalid=skip_invalid,
                                                     dry_run=dry_run, progress=lambda _n: bar.update(1))
         else:
-            result = tenant.records.create_many(ent.name, source, user, skip_invalid=skip_invalid,
+            result = import_rows(tenant, ent.name, source, user, on_duplicate, skip_invalid=skip_invalid,
                                                 dry_run=dry_run)
     except BulkFailed as exc:
         for e in exc.row_errors:
@@ -90,6 +95,11 @@ def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt):
         sys.exit(1)
     for e in pre_errors + [RowError(_orig_row(e.row, skip), e.field, e.message) for e in result.errors]:
         click.echo(f"row {e.row}: {e.field}: {e.message}", err=True)
+    for e in getattr(result, "skipped_duplicates", []):
+        click.echo(f"row {_orig_row(e.row, skip)}: {e.field}: left out, {e.message}", err=True)
+    if on_duplicate in ("skip", "update"):
+        click.echo(f"{'would update' if dry_run else 'updated'} {len(result.updated)} existing record(s), "
+                   f"left out {len(result.skipped_duplicates)} duplicate row(s)", err=True)
     verb = "would import" if dry_run else "imported"
     skipped = result.skipped + len(pre_errors)
     click.echo(f"{verb} {len(result.created)} {ent.name} record(s)" + (f", skipped {skipped} invalid" if skipped else ""))
@@ -116,16 +126,17 @@ def _orig_row(n: int, skipped: set[int]) -> int:
 @reports_errors
 def export(config, entity, db_url, fmt, as_user, with_system):
     """Write every record of ENTITY to stdout in normalised form (CSV cells safe for spreadsheets)."""
-    from ..io.transfer import iterate_all, write_csv, write_json
+    from ..io.transfer import write_csv, write_json
 
     tenant = _ready_tenant(config, db_url)
     ent = tenant.model.entity(_entity_name(tenant, entity))
     user = _user(tenant, as_user)
+    records = tenant.records.export(ent.name, user, channel="cli")  # scope, limit and the export log
     out = sys.stdout
     if hasattr(out, "reconfigure"):  # a C-locale terminal would otherwise fail on Chinese text
         out.reconfigure(encoding="utf-8")
     writer = write_csv if fmt == "csv" else write_json
-    n = writer(tenant.records, ent, iterate_all(tenant.records, ent.name, user), out, with_system)
+    n = writer(tenant.records, ent, records, out, with_system, tenant.records.permissions.visible_fields(ent, user))
     out.flush()
     click.echo(f"exported {n} {ent.name} record(s)", err=True)
 

@@ -133,8 +133,8 @@ def strip_computed(entity: Entity, types, row: dict) -> tuple[dict, set[str]]:
     return out, dropped
 
 
-def export_columns(entity: Entity, with_system: bool) -> list[str]:
-    cols = list(entity.fields)
+def export_columns(entity: Entity, with_system: bool, visible: set[str] | None = None) -> list[str]:
+    cols = [name for name in entity.fields if visible is None or name in visible]
     if with_system:
         cols = ["id", *cols, "owner", "department", "created_at", "created_by", "updated_at", "updated_by",
                 "version"]
@@ -155,8 +155,9 @@ def csv_cell(service, entity: Entity, name: str, record: dict) -> str:
     return neutralise(text)
 
 
-def write_csv(service, entity: Entity, records: Iterator[dict], out: IO[str], with_system: bool = False) -> int:
-    cols = export_columns(entity, with_system)
+def write_csv(service, entity: Entity, records: Iterator[dict], out: IO[str], with_system: bool = False,
+              visible: set[str] | None = None) -> int:
+    cols = export_columns(entity, with_system, visible)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(cols)
     n = 0
@@ -166,8 +167,9 @@ def write_csv(service, entity: Entity, records: Iterator[dict], out: IO[str], wi
     return n
 
 
-def write_json(service, entity: Entity, records: Iterator[dict], out: IO[str], with_system: bool = False) -> int:
-    keep = set(export_columns(entity, with_system))
+def write_json(service, entity: Entity, records: Iterator[dict], out: IO[str], with_system: bool = False,
+               visible: set[str] | None = None) -> int:
+    keep = set(export_columns(entity, with_system, visible))
     out.write("[")
     n = 0
     for rec in records:
@@ -180,14 +182,3 @@ def write_json(service, entity: Entity, records: Iterator[dict], out: IO[str], w
         n += 1
     out.write("\n]\n" if n else "]\n")
     return n
-
-
-def iterate_all(service, entity_name: str, user, page_size: int = 500, sort: str = "id") -> Iterator[dict]:
-    """Every record the user may read, in id order, page by page (keyset)."""
-    after = None
-    while True:
-        page = service.list(entity_name, user, sort=sort, limit=page_size, after=after)
-        yield from page.items
-        if not page.next:
-            return
-        after = page.next
