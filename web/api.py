@@ -7,17 +7,21 @@ session, see web/security.py — session clients send the CSRF token in `X-CSRFT
     GET    /                          entities and their fields (a small self-description)
     GET    /search?q=…[&limit=n]      quick search across entities (R10)
     GET    /<entity>                  list: field=value, field__op=value, q, sort, limit, after
-    POST   /<entity>                  create → 201 + Location
+    POST   /<entity>                  create → 201 + Location   [?confirm_duplicates=true]
     GET    /<entity>/<id>             one record (ETag: "<version>")
     PATCH  /<entity>/<id>             update; needs the version it was based on (body or If-Match)
+                                      [?confirm_duplicates=true]
     DELETE /<entity>/<id>             delete → 204 (If-Match optional)
     GET    /<entity>/<id>/history     the audit timeline, newest first
 
 Status codes: 400 malformed request (unknown query parameter, bad filter/operator/cursor, body not a
-JSON object); 401 no/bad/revoked credentials (WWW-Authenticate: Bearer); 404 unknown entity or
-record; 409 stale version (with current_version, changed_by, changes) or a delete refused because
-other records still reference this one (with "errors"); 422 validation (`{"errors": {field: [...]}}`);
-428 PATCH without a version; 503 the database needs `formwork migrate` for this config.
+JSON object); 401 no/bad/revoked credentials (WWW-Authenticate: Bearer); 403 the user's role may not
+do this (the record itself is visible); 404 unknown entity, or a record that does not exist or is
+outside the user's row scope (no oracle); 409 stale version (with current_version, changed_by,
+changes), a delete refused because other records still reference this one (with "errors"), or a
+likely duplicate (with "duplicates"; repeat with ?confirm_duplicates=true to save anyway); 422
+validation (`{"errors": {field: [...]}}`); 428 PATCH without a version; 503 the database needs
+`formwork migrate` for this config.
 Protocol errors (400/401/428) are English for developers; messages about data (422, 404, 409) are in
 the caller's language: Accept-Language (zh/en), else the user's saved locale, else the tenant's.
 """
@@ -29,8 +33,9 @@ from decimal import Decimal
 from flask import Blueprint, g, jsonify, request, url_for
 from flask_login import current_user
 
-from engine.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from engine.errors import BadRequest, Conflict, DuplicatesFound, NotFound, ValidationFailed
 from engine.i18n import message
+from engine.permissions import PermissionDenied
 from engine.records.query import queryable_field
 
 from .context import state, tenant
@@ -45,6 +50,8 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500                      # the records service's own ceiling
 SEARCH_LIMIT, SEARCH_MAX = 20, 100
 MULTI_VALUE_OPS = ("in",)            # ?level__in=A&level__in=B is the same as ?level__in=A,B
+WRITE_PARAMS = ("confirm_duplicates",)
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 class ApiError(Exception):
@@ -101,6 +108,18 @@ def no_query_params(allowed: tuple[str, ...] = ()) -> None:
             raise ApiError(400, f"unknown query parameter '{key}'")
         if len(request.args.getlist(key)) > 1:
             raise ApiError(400, f"query parameter '{key}' is given more than once")
+
+
+def confirm_duplicates() -> bool:
+    """?confirm_duplicates=true: the caller confirmed the record is not a duplicate (R14)."""
+    no_query_params(WRITE_PARAMS)
+    raw = request.args.get("confirm_duplicates")
+    if raw is None:
+        return False
+    word = raw.strip().lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise ApiError(400, "confirm_duplicates must be true or false")
+    return word in TRUE_WORDS
 
 
 def _reject_constant(name: str):
@@ -219,6 +238,16 @@ def _conflict(exc: Conflict):
                      changes=exc.changes)
 
 
+@bp.errorhandler(DuplicatesFound)
+def _duplicates(exc: DuplicatesFound):
+    return api_error(409, str(exc), duplicates=exc.matches)
+
+
+@bp.errorhandler(PermissionDenied)
+def _forbidden(exc: PermissionDenied):
+    return api_error(403, str(exc))
+
+
 @bp.errorhandler(NotFound)
 def _not_found(exc: NotFound):
     return api_error(404, str(exc) or _msg("not_found"))
@@ -231,14 +260,14 @@ def _bad_request(exc: BadRequest):
 
 # ------------------------------------------------------------------------------------ routes
 
-def _describe_field(f, types, lang: str) -> dict:
+def _describe_field(f, types, lang: str, access: str = "write") -> dict:
     ftype = types.for_field(f)
     out = {"name": f.name, "type": f.type, "label": label(f.label, lang) or f.name}
     if f.required:
         out["required"] = True
     if f.unique:
         out["unique"] = True
-    if ftype.computed:
+    if ftype.computed or access == "read":
         out["read_only"] = True
     if f.to:
         out["to"] = f.to
@@ -256,17 +285,24 @@ def _describe_field(f, types, lang: str) -> dict:
 
 @bp.get("/", endpoint="index")
 def index():
-    """The entities this API serves, with their fields (OpenAPI comes later)."""
+    """The entities the caller may read, with the fields they may see (OpenAPI comes later)."""
     no_query_params()
     t = tenant()
+    perms = service().permissions
+    user = me()
     lang = api_locale()[:2].lower()
     entities = []
     for ent in t.model.entities.values():
+        if not perms.can(ent, user, "read"):
+            continue
+        access = perms.field_access(ent, user)
         entities.append({
             "name": ent.name, "label": label(ent.label, lang) or ent.name, "title": ent.title,
             "url": url_for("api.collection", entity=ent.name),
+            "actions": [a for a in ("create", "update", "delete") if perms.can(ent, user, a)],
             "system_fields": list(ent.system_fields),
-            "fields": [_describe_field(f, t.field_types, lang) for f in ent.fields.values()],
+            "fields": [_describe_field(f, t.field_types, lang, access.get(f.name, "write"))
+                       for f in ent.fields.values() if access.get(f.name, "write") != "hidden"],
         })
     return jsonify({"tenant": t.name, "version": "v1", "search": url_for("api.search"),
                     "entities": entities})
@@ -331,9 +367,9 @@ def list_records(entity):
 @bp.post("/<entity>", endpoint="create")
 def create_record(entity):
     ent = entity_or_404(entity)
-    no_query_params()
+    confirmed = confirm_duplicates()
     body = json_body()
-    rec = service().create(ent.name, body, me(), locale=api_locale())
+    rec = service().create(ent.name, body, me(), locale=api_locale(), confirm_duplicates=confirmed)
     resp = record_response(ent, rec, 201)
     resp.headers["Location"] = record_url(ent.name, rec["id"])
     return resp
@@ -349,7 +385,7 @@ def get_record(entity, rid):
 @bp.patch("/<entity>/<int:rid>", endpoint="update")
 def update_record(entity, rid):
     ent = entity_or_404(entity)
-    no_query_params()
+    confirmed = confirm_duplicates()
     body = json_body()
     header_given, header_version = _if_match()
     body_version = _body_version(body)
@@ -359,7 +395,8 @@ def update_record(entity, rid):
     if version is None and not header_given:
         raise ApiError(428, "PATCH needs the version the change is based on: send \"version\" in the "
                             "body or an If-Match: \"<version>\" header (If-Match: * skips the check)")
-    rec = service().update(ent.name, rid, body, me(), version=version, locale=api_locale())
+    rec = service().update(ent.name, rid, body, me(), version=version, locale=api_locale(),
+                           confirm_duplicates=confirmed)
     return record_response(ent, rec)
 
 

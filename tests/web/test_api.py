@@ -526,3 +526,111 @@ def test_r50_api_refuses_a_database_behind_the_config_with_503(tenant, token, db
         assert client.get("/api/v1/customer", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     finally:
         newer.dispose()
+
+
+# ------------------------------------------------------------------- permissions (R39, R40, R41)
+
+@pytest.fixture
+def perm(db_url, tmp_path):
+    """tests/data/perm.yaml: reps see their own customers, credit_limit hidden from them, no deletes."""
+    from web import create_app
+
+    t = Tenant.load(DATA / "perm.yaml", db_url=db_url)
+    migrate(t)
+    people = {"boss": (["admin"], None), "rep1": (["sales_rep"], "sales_east"),
+              "rep2": (["sales_rep"], "sales_north"), "fin": (["finance"], "finance")}
+    app = create_app(t, config={"TESTING": True, "SECRET_KEY": "test"})
+    client = app.test_client()
+    apis = {}
+    for name, (roles, dept) in people.items():
+        t.users.add(name, roles, department=dept, password="initial-pass-1")
+        apis[name] = Api(client, t.users.create_token(name))
+    apis["ids"] = {name: t.users.by_username(name).id for name in people}
+    yield apis
+    t.dispose()
+
+
+def test_r39_reps_see_only_their_own_customers_through_the_api(perm):
+    rep1, rep2, boss = perm["rep1"], perm["rep2"], perm["boss"]
+    mine = rep1.post("/api/v1/customer", {"name": "华东一号"})
+    assert mine.status_code == 201, mine.get_json()
+    theirs = rep2.post("/api/v1/customer", {"name": "华北一号"}).get_json()
+    assert [r["name"] for r in rep1.get("/api/v1/customer").get_json()["items"]] == ["华东一号"]
+    assert {r["name"] for r in boss.get("/api/v1/customer").get_json()["items"]} == {"华北一号", "华东一号"}
+    for method, path in (("GET", f"/api/v1/customer/{theirs['id']}"),
+                         ("GET", f"/api/v1/customer/{theirs['id']}/history")):
+        assert_error(rep1.call(method, path), 404)
+    assert_error(rep1.patch(f"/api/v1/customer/{theirs['id']}", {"version": 1, "level": "A"}), 404)
+    hits = rep1.get("/api/v1/search?q=一号").get_json()["items"]
+    assert [(h["entity"], h["title"]) for h in hits] == [("customer", "华东一号")]
+
+
+def test_r40_hidden_fields_are_absent_and_not_writable(perm):
+    rep1, boss = perm["rep1"], perm["boss"]
+    made = boss.post("/api/v1/customer", {"name": "授信客户", "credit_limit": "1000", "owner": perm["ids"]["rep1"]})
+    assert made.status_code == 201, made.get_json()
+    rec = rep1.get(f"/api/v1/customer/{made.get_json()['id']}").get_json()
+    assert rec["name"] == "授信客户" and "credit_limit" not in rec
+    listed = rep1.get("/api/v1/customer").get_json()["items"]
+    assert listed and all("credit_limit" not in r for r in listed)
+    resp = rep1.post("/api/v1/customer", {"name": "偷偷授信", "credit_limit": "5"})
+    assert resp.status_code == 422 and "credit_limit" in resp.get_json()["errors"]
+    assert_error(rep1.get("/api/v1/customer?credit_limit__gte=1"), 400, "credit_limit")
+    index = {e["name"]: e for e in rep1.get("/api/v1/").get_json()["entities"]}
+    assert "credit_limit" not in {f["name"] for f in index["customer"]["fields"]}
+    assert index["customer"]["actions"] == ["create", "update"]
+    boss_index = {e["name"]: e for e in boss.get("/api/v1/").get_json()["entities"]}
+    assert "credit_limit" in {f["name"] for f in boss_index["customer"]["fields"]}
+
+
+def test_r41_role_conditions_and_403_for_refused_actions(perm):
+    boss, fin, rep1 = perm["boss"], perm["fin"], perm["rep1"]
+    for name, level in (("甲级客户", "A"), ("乙级客户", "B")):
+        assert boss.post("/api/v1/customer", {"name": name, "level": level}).status_code == 201
+    assert [r["name"] for r in fin.get("/api/v1/customer").get_json()["items"]] == ["乙级客户"]
+    assert_error(fin.post("/api/v1/customer", {"name": "财务建的"}), 403)
+    own = rep1.post("/api/v1/customer", {"name": "我的客户"}).get_json()
+    body = assert_error(rep1.delete(f"/api/v1/customer/{own['id']}"), 403)
+    assert "Traceback" not in body["error"]
+    assert rep1.get(f"/api/v1/customer/{own['id']}").status_code == 200
+    assert {e["name"] for e in fin.get("/api/v1/").get_json()["entities"]} == {"customer"}
+
+
+# ----------------------------------------------------------------------------- duplicates (R14)
+
+@pytest.fixture
+def dedup_api(db_url, tmp_path):
+    import yaml
+
+    from web import create_app
+
+    config = yaml.safe_load((DATA / "crm_v1.yaml").read_text(encoding="utf-8"))
+    config["entities"]["customer"]["duplicates"] = [
+        {"field": "name", "match": "fuzzy", "threshold": 80, "normalize": "company_name"}]
+    path = tmp_path / "dedup.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    t = Tenant.load(path, db_url=db_url)
+    migrate(t)
+    t.users.add("api.admin", ["admin"], password="initial-pass-1")
+    app = create_app(t, config={"TESTING": True, "SECRET_KEY": "test"})
+    yield Api(app.test_client(), t.users.create_token("api.admin"))
+    t.dispose()
+
+
+def test_r14_likely_duplicate_is_409_until_confirmed(dedup_api):
+    api = dedup_api
+    first = api.post("/api/v1/customer", {"name": "北京星河科技有限公司", "industry": "制造业"}).get_json()
+    body = {"name": "星河科技（北京）有限公司", "industry": "制造业"}
+    resp = api.post("/api/v1/customer", body)
+    dup = assert_error(resp, 409)
+    assert dup["duplicates"][0]["id"] == first["id"] and dup["duplicates"][0]["score"] >= 80
+    assert "current_version" not in dup
+    assert_error(api.post("/api/v1/customer?confirm_duplicates=maybe", body), 400, "confirm_duplicates")
+    assert api.post("/api/v1/customer?confirm_duplicates=false", body).status_code == 409
+    saved = api.post("/api/v1/customer?confirm_duplicates=true", body)
+    assert saved.status_code == 201, saved.get_json()
+    other = api.post("/api/v1/customer", {"name": "上海海洋贸易", "industry": "制造业"}).get_json()
+    resp = api.patch(f"/api/v1/customer/{other['id']}", {"version": 1, "name": "北京星河科技"})
+    assert_error(resp, 409)
+    resp = api.patch(f"/api/v1/customer/{other['id']}?confirm_duplicates=1", {"version": 1, "name": "北京星河科技"})
+    assert resp.status_code == 200, resp.get_json()
