@@ -79,7 +79,8 @@ def list_view(entity):
         flash(str(exc), "error")
         return redirect(url_for("entities.list_view", entity=ent.name))
     columns = visible_columns(ent, list_columns(ent, tenant().field_types))
-    rows = [{"id": r["id"], "text": svc.display(ent.name, r, get_locale()), "record": r} for r in page.items]
+    texts = svc.display_many(ent.name, page.items, get_locale())
+    rows = [{"id": r["id"], "text": t, "record": r} for r, t in zip(page.items, texts)]
     hidden = {n for n, a in access.field_access(ent).items() if a == "hidden"}
     controls = [c for c in filter_controls(ent, query, F.Choices(tenant(), get_lang()))
                 if c["name"].split("__")[0] not in hidden]
@@ -330,7 +331,8 @@ def detail(entity, record_id):
             "field_label": label(ref_field.label) or ref_field.name,
             "count": svc.count(ref_ent.name, me(), filters=flt),
             "columns": _related_columns(ref_ent, ref_field),
-            "rows": [{"id": r["id"], "text": svc.display(ref_ent.name, r, get_locale())} for r in page.items],
+            "rows": [{"id": r["id"], "text": t} for r, t in
+                     zip(page.items, svc.display_many(ref_ent.name, page.items, get_locale()))],
             "filter": flt,
         })
     return render_template("entities/detail.html", ent=ent, rec=rec, shown=shown,

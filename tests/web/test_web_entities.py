@@ -295,3 +295,10 @@ def test_every_entity_page_renders_for_shipped_configs(config, tmp_path, h, sqli
                 assert client.get(f"/e/{name}/{rid}/edit").status_code == 200, name
     finally:
         tenant.dispose()
+
+
+def test_list_search_as_you_type_returns_only_the_table(signed_in, h):
+    make_customer(signed_in, h)
+    html = signed_in.get("/e/customer/?q=云栖", headers={"HX-Request": "true", "HX-Target": "list-results"})
+    text = html.get_data(as_text=True)
+    assert "杭州云栖科技有限公司" in text and "<html" not in text and "data-table" in text
