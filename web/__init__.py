@@ -47,8 +47,16 @@ def create_app(tenant_or_config_path, db_url: str | None = None, config: dict | 
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
+    if os.environ.get("FORMWORK_SECURE_COOKIES") == "1":   # served over HTTPS
+        app.config["SESSION_COOKIE_SECURE"] = True
     if config:
         app.config.update(config)
+    proxies = int(app.config.get("FORMWORK_TRUSTED_PROXIES") or os.environ.get("FORMWORK_TRUSTED_PROXIES") or 0)
+    if proxies:
+        # Behind a reverse proxy: take the client address (login throttling per IP) from X-Forwarded-For.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(tenant)
     app.json.ensure_ascii = False

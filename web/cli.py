@@ -38,7 +38,13 @@ class _Gunicorn:
 @db_option
 @reports_errors
 def serve(config, host, port, workers, debug, db_url):
-    """Serve TENANT.yaml's web app and JSON API."""
+    """Serve TENANT.yaml's web app and JSON API.
+
+    \b
+    Production: formwork serve TENANT.yaml --host 0.0.0.0 --workers 4
+    (or: FORMWORK_CONFIG=TENANT.yaml FORMWORK_DB=URL gunicorn -w 4 'web.wsgi:app').
+    Behind a reverse proxy set FORMWORK_TRUSTED_PROXIES=1; over HTTPS set FORMWORK_SECURE_COOKIES=1.
+    """
     from . import create_app
 
     tenant = load_tenant(config, db_url)

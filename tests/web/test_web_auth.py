@@ -128,3 +128,17 @@ def test_language_switch_on_login_page(client, h):
     page = client.get("/login").get_data(as_text=True)
     client.post("/language", data={"lang": "en", "next": "/login", "csrf_token": h.csrf_from(page)})
     assert "Sign in to" in client.get("/login").get_data(as_text=True)
+
+
+def test_login_throttle_per_ip_behind_a_trusted_proxy(tenant, h):
+    from web import create_app
+
+    app = create_app(tenant, config={"TESTING": True, "SECRET_KEY": "x", "FORMWORK_TRUSTED_PROXIES": 1})
+    tenant.users.add("a", ["sales"], password="right-password")
+    store = tenant.users
+    for i in range(store.max_failures_per_ip):
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        client.post("/login", data={"username": f"guess{i}", "password": "x", "csrf_token": h.csrf_from(page)},
+                    headers={"X-Forwarded-For": "203.0.113.9"})
+    assert store.is_throttled("a", "203.0.113.9") and not store.is_throttled("a", "127.0.0.1")
