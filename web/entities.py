@@ -14,7 +14,7 @@ from . import access
 from . import forms as F
 from .context import records, tenant
 from .i18n import get_lang, get_locale, gettext as _, label
-from .listing import ListQuery, filter_controls, list_columns
+from .listing import ListQuery, filter_controls, heading, list_columns
 from .timeline import timeline
 
 bp = Blueprint("entities", __name__, url_prefix="/e")
@@ -336,7 +336,7 @@ def detail(entity, record_id):
             "filter": flt,
         })
     return render_template("entities/detail.html", ent=ent, rec=rec, shown=shown,
-                           title=svc.title_of(ent, rec),
+                           title=heading(ent, shown, tenant().field_types, rec["id"]),
                            sections=F.sections(ent, get_lang(), access.field_access(ent)),
                            widget=F.widget, related=related,
                            history=timeline(ent, svc.history(ent.name, record_id, me())),

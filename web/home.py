@@ -8,7 +8,8 @@ from flask_login import current_user
 
 from . import access
 from .context import records, tenant
-from .i18n import gettext as _, label
+from .i18n import get_locale, gettext as _, label
+from .listing import heading
 
 bp = Blueprint("home", __name__)
 
@@ -38,16 +39,20 @@ def my_records(model, limit: int = 5) -> list[dict]:
     """For each entity: the caller's most recently updated records and how many they own."""
     service = records()
     boards = []
+    focus = {a["entity"] for a in quick_actions(model)}
     for ent in access.readable_entities(model):
         board = {"entity": ent, "items": [], "count": None}
         if service is not None:
             mine = {"owner": str(current_user.id)}
+            board["count"] = service.count(ent.name, current_user.user, filters=mine)
+            if not board["count"] and ent.name not in focus:
+                continue  # an empty board only for what the workbench's actions create
             page = service.list(ent.name, current_user.user, filters=mine, sort="-updated_at",
                                 limit=limit)
-            board["count"] = service.count(ent.name, current_user.user, filters=mine)
-            for rec in page.items:
-                shown = service.display(ent.name, rec)
-                board["items"].append({"id": rec["id"], "title": shown.get(ent.title) or f"#{rec['id']}",
+            texts = service.display_many(ent.name, page.items, get_locale())
+            for rec, shown in zip(page.items, texts):
+                board["items"].append({"id": rec["id"],
+                                       "title": heading(ent, shown, tenant().field_types, rec["id"]),
                                        "updated": shown.get("updated_at", "")})
         boards.append(board)
     return boards

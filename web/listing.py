@@ -116,3 +116,20 @@ def filter_controls(ent, query: ListQuery, choices) -> list[dict]:
             out.append({"kind": "reference", "name": name, "label": text, "to": f.to,
                         "value": query.filters.get(name, "")})
     return out
+
+
+def heading(ent, text: dict, types, record_id=None) -> str:
+    """What names a record on a page: its title, else its first list columns (e.g. the customer and
+    date of a follow-up) — never a bare number when there is something better."""
+    if ent.title and text.get(ent.title):
+        return str(text[ent.title])
+    parts = []
+    for col in list_columns(ent, types):
+        value = text.get(col["name"])
+        if value and col["name"] not in ("owner", "department") and isinstance(value, str):
+            parts.append(value if len(value) <= 40 else value[:39] + "…")
+        if len(parts) == 2:
+            break
+    if parts:
+        return " · ".join(parts)
+    return f"#{record_id if record_id is not None else text.get('id', '')}"
