@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Iterable, Iterator, Mapping
 
 import sqlalchemy as sa
 
 from ..errors import BadRequest, Conflict, FieldValueError, NotFound, ValidationFailed
+from ..fields.base import FieldType
 from ..i18n import message
 from ..metadata.model import Entity, Field
 from ..permissions import PermissionDenied, Permissions
@@ -70,6 +71,7 @@ class RecordsService:
         self.permissions = Permissions(tenant)
         self._preparers: dict[str, Preparer] = {}
         self._typed_fields: dict[str, list] = {}
+        self._plans: dict[str, tuple] = {}
 
     @cached_property
     def schema(self):
@@ -144,12 +146,26 @@ class RecordsService:
             if isinstance(v, datetime) and v.tzinfo is None:
                 v = v.replace(tzinfo=timezone.utc)
             rec[name] = v
-        for f, ftype in self._typed(entity):
-            if ftype.stored:
-                rec[f.name] = ftype.from_db(f, row[f.name])
-            elif f.child is not None:
-                rec[f.name] = []
+        for name, from_db, _to_json, child, stored in self._plan(entity):
+            if stored:
+                rec[name] = row[name] if from_db is None else from_db(row[name])
+            elif child is not None:
+                rec[name] = []
         return rec
+
+    def _plan(self, entity: Entity) -> tuple:
+        """Per field, in order: (name, from_db, to_json, child entity, stored), built once per entity.
+        A converter is None where the field type keeps FieldType's identity method, so reading and
+        serialising a page of rows skips thousands of calls that return their argument."""
+        key = entity.table_name
+        if key not in self._plans:
+            def conv(ftype, f, method):
+                fn = getattr(type(ftype), method, None)
+                return None if fn is getattr(FieldType, method) else partial(getattr(ftype, method), f)
+
+            self._plans[key] = tuple((f.name, conv(ftype, f, "from_db"), conv(ftype, f, "to_json"), f.child,
+                                      ftype.stored) for f, ftype in self._typed(entity))
+        return self._plans[key]
 
     def _typed(self, entity: Entity) -> list:
         """[(field, field type)] of an entity, looked up once."""
@@ -783,13 +799,13 @@ class RecordsService:
             if name in record:
                 v = record[name]
                 out[name] = v.isoformat() if isinstance(v, datetime) else v
-        for f, ftype in self._typed(entity):
-            if f.name not in record:
+        for name, _from_db, to_json, child, _stored in self._plan(entity):
+            if name not in record:
                 continue
-            if f.child is not None:
-                out[f.name] = [self._json(f.child, r) for r in record[f.name] or []]
+            if child is not None:
+                out[name] = [self._json(child, r) for r in record[name] or []]
             else:
-                out[f.name] = ftype.to_json(f, record[f.name])
+                out[name] = record[name] if to_json is None else to_json(record[name])
         return out
 
     def title_of(self, entity: Entity | str, record: dict) -> str:
