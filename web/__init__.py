@@ -26,13 +26,21 @@ def _secret_key(tenant) -> str:
     if not getattr(tenant, "config_path", None):
         return secrets.token_hex(32)
     path = Path(tenant.config_path).resolve().parent / "instance" / f"{tenant.name}.secret"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write a complete temporary file, then link it into place: several workers starting at once
+    # all end up reading the same, whole key.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_hex(32))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
     return path.read_text().strip()
 
 

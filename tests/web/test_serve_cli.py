@@ -93,3 +93,19 @@ def test_serve_runs_the_dev_server_and_gunicorn(tmp_path, sqlite_url, h):
     assert status == 200 and "webtest" in body
     status, body = _serve_and_probe([config, "--db", sqlite_url, "--workers", "2"], env, _free_port())
     assert status == 200 and "webtest" in body
+
+
+def test_secret_key_is_shared_by_every_worker(tmp_path, sqlite_url, h, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from web import _secret_key
+
+    monkeypatch.delenv("FORMWORK_SECRET_KEY", raising=False)
+    tenant = h.make_tenant(sqlite_url, tmp_path)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            keys = set(pool.map(lambda _i: _secret_key(tenant), range(16)))
+        assert len(keys) == 1 and len(keys.pop()) == 64
+        assert (tmp_path / "instance" / "webtest.secret").stat().st_mode & 0o077 == 0
+    finally:
+        tenant.dispose()
