@@ -42,6 +42,16 @@ def init_app(app) -> None:
         return render_template("errors/error.html", code=400, title=_("Something went wrong"),
                                message=str(exc)), 400
 
+    @app.errorhandler(500)
+    def server_error(exc):
+        if is_api_request():
+            return api_error(500, "internal error; the server log has the details")
+        try:
+            return render_template("errors/error.html", code=500, title=_("Something went wrong"),
+                                   message=_("The request could not be completed.")), 500
+        except Exception:  # noqa: BLE001 - the error page itself must not fail
+            return "Internal Server Error", 500
+
     @app.errorhandler(HTTPException)
     def http_error(exc):
         if is_api_request():

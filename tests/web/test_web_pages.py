@@ -70,3 +70,16 @@ entities:
     finally:
         first.dispose()
         second.dispose()
+
+
+def test_unexpected_errors_get_a_friendly_page(tenant, h, monkeypatch):
+    from web import create_app
+
+    app = create_app(tenant, config={"SECRET_KEY": "x", "PROPAGATE_EXCEPTIONS": False})
+    tenant.users.add("boss", ["admin"], password="boss-password-1")
+    tenant.users.change_password("boss", "boss-password-1", "boss-password-2")
+    client = app.test_client()
+    h.login(client, "boss", "boss-password-2")
+    monkeypatch.setattr("web.home.my_records", lambda model: 1 / 0)
+    resp = client.get("/")
+    assert resp.status_code == 500 and "出错了" in resp.get_data(as_text=True)
