@@ -254,3 +254,10 @@ def test_audit_is_in_the_same_transaction(tenant):
     with tenant.db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(audit)).scalar() == 0
     assert tenant.records.count("customer") == 0
+
+
+def test_an_unreadable_required_value_gets_one_error_not_also_required(tenant):
+    with pytest.raises(ValidationFailed) as exc:
+        tenant.records.create("contact", {"name": "张伟", "customer": "abc", "mobile": "12345"})
+    assert len(exc.value.errors["mobile"]) == 1 and "电话" in exc.value.errors["mobile"][0]
+    assert exc.value.errors["customer"] != ["必填"]

@@ -139,7 +139,8 @@ class Preparer:
             record = {**old, **values}
         self.compute(record, loader, now, ctx, errors, prefix)
         for name in self.required:
-            if is_empty(record.get(name)):
+            # A value that was given but unreadable already has its own error; "required" would mislead.
+            if is_empty(record.get(name)) and prefix + name not in errors.by_key:
                 errors.add(prefix + name, "required")
         for rule in self.entity.rules:
             try:
