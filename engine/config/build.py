@@ -151,6 +151,7 @@ class ModelBuilder:
         self.model = model
         self.expressions(model)
         self.organisation(model)
+        self.entity_settings(model)
         return model
 
     def tenant_info(self) -> TenantInfo:
@@ -250,7 +251,7 @@ class ModelBuilder:
             ent.title = self.title(ent, raw, path)
             ent.rules = []  # compiled later, in expressions()
             self.layout(ent, raw, path)
-            ent.settings = {k: raw[k] for k in ("duplicates", "quality") if k in raw}
+            ent.settings = {k: raw[k] for k in ("duplicates", "quality", "follow_ups") if k in raw}
         else:
             ent.list_layout = [f for f, fld in ent.fields.items()]
             ent.form_layout = [{"section": ent.label, "fields": list(ent.fields)}]
@@ -598,6 +599,12 @@ class ModelBuilder:
             ent.rules.append(Rule(check=check, message=Label.of(message if isinstance(message, (str, dict))
                                                                 else None, fallback=raw["check"]),
                                   field=field, source=self.smap.key(base + (i,))))
+
+    def entity_settings(self, model: TenantModel) -> None:
+        """duplicates:, quality: and follow_ups: (engine/dedup/settings.py)."""
+        from ..dedup.settings import check_entity_settings
+
+        check_entity_settings(model, self.error, self.schema_failed)
 
     # -- departments and roles --------------------------------------------------------------------
     def organisation(self, model: TenantModel) -> None:

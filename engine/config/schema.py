@@ -168,15 +168,51 @@ def _strict_schema(field_types=None) -> dict:
                                    "fields": {"type": "array", "items": _ref("identifier"), "minItems": 1}},
                                   ["fields"], title="a form section: {section: …, fields: […]}")},
     }, title="a layout: {list: […], form: […]}")
+    duplicate_rule = _closed({
+        "field": {**_ref("identifier"), "description": "The field to compare."},
+        "fields": {"type": "array", "items": _ref("identifier"), "minItems": 1, "uniqueItems": True,
+                   "description": "Several fields that must all be equal (an exact rule), e.g. [name, customer]."},
+        "match": {"enum": ["fuzzy", "exact"],
+                  "description": "fuzzy: similarity (0-100) at least threshold; exact: equal after normalising."},
+        "threshold": {"type": "number", "minimum": 1, "maximum": 100,
+                      "description": "fuzzy: the lowest similarity that counts as a duplicate (default 80)."},
+        "normalize": {**_ref("identifier"),
+                      "description": "How values are normalised before comparing: company_name, phone, email, "
+                                     "text, or a plugin's (default: by field type)."},
+    }, ["match"], title="a duplicate rule: {field: …, match: fuzzy|exact, threshold: …, normalize: …}")
+    quality = _closed({
+        "key_fields": {"type": "array", "items": _ref("identifier"), "minItems": 1, "uniqueItems": True,
+                       "description": "The fields whose completeness is measured."},
+        "completeness_min": {"type": "number", "minimum": 0, "maximum": 100,
+                             "description": "Pass when at least this % of key-field values are filled in."},
+        "followed_up_days": {"type": "integer", "minimum": 1,
+                             "description": "The period (days) in which a record counts as followed up."},
+        "followed_up_min": {"type": "number", "minimum": 0, "maximum": 100,
+                            "description": "Pass when at least this % of records had a follow-up in the period."},
+        "unowned_max": {"type": "integer", "minimum": 0,
+                        "description": "Pass when at most this many records have no owner or an inactive one."},
+    }, title="data-quality settings: {key_fields: […], completeness_min: …}")
+    follow_ups = {
+        "title": "the entity whose records are this entity's follow-ups",
+        "description": "The activity entity (follow-ups) of this entity; default: follow_up when it references this one.",
+        "oneOf": [
+            {**_ref("identifier"), "title": "an entity name"},
+            _closed({"entity": {**_ref("identifier"), "description": "The follow-up entity."},
+                     "field": {**_ref("identifier"), "description": "Its reference to this entity."},
+                     "date": {**_ref("identifier"), "description": "Its date or datetime field (or created_at)."}},
+                    ["entity"], title="{entity: …, field: …, date: …}"),
+        ],
+    }
     entity = _closed({
         "label": _ref("label"),
         "title": {**_ref("identifier"), "description": "The field that names a record."},
         "fields": {**_ref("fields"), "minProperties": 1},
         "rules": {"type": "array", "items": rule, "description": "Record rules."},
         "layout": layout,
-        "duplicates": {"type": "array", "items": {"type": "object"},
-                       "description": "Duplicate detection rules (see the duplicates section)."},
-        "quality": {"type": "object", "description": "Data-quality settings (see the quality section)."},
+        "duplicates": {"type": "array", "items": duplicate_rule,
+                       "description": "Duplicate detection rules, checked on create and on update of their fields."},
+        "quality": quality,
+        "follow_ups": follow_ups,
     }, ["fields"], title="an entity: {label: …, fields: {…}}")
     department = _closed({
         "label": _ref("label"),

@@ -1,0 +1,219 @@
+"""Merge duplicates into one surviving record (R20), in one transaction.
+
+``merge(tenant, entity, survivor_id, merged_ids, choices, user)``:
+
+1. permissions: the user may update and delete the entity, and every record involved is within
+   their update scope (and the merged ones within their delete scope) — else NotFound /
+   PermissionDenied and nothing changes;
+2. surviving values: ``choices`` maps a field (or ``owner``/``department``) to the id of the record
+   whose value survives, or to a value (``{"value": …}`` forces a literal, ``{"from": id}`` a
+   record). Fields not chosen keep the survivor's value; an empty one is filled from the first
+   merged record that has it (writable, non-computed fields only);
+3. every record referencing a merged record — any entity, subtable rows included — is re-pointed to
+   the survivor, with an audit row, a version bump and the after_update hook per changed record (a
+   survivor's reference to a merged record would point at itself, so it is cleared);
+4. history: each audit row of a merged record is copied onto the survivor (same time, user, action
+   and changes; note "merged from #id"), so the survivor's timeline shows the merged history while
+   the original rows stay untouched (the log is append-only, R43);
+5. the merged records are deleted through the records service (their delete audit rows keep their
+   last state), the survivor is updated with the chosen values, and a "merge" audit row on the
+   survivor names the merged ids.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from ..errors import BadRequest
+from ..records.audit import audit_row, write_audit
+from ..records.prepare import is_empty
+
+CHILD_KEYS = ("id", "parent_id", "position")
+
+
+def merge(tenant, entity, survivor_id, merged_ids, choices: dict | None = None, user=None,
+          locale: str | None = None) -> dict:
+    """Merge `merged_ids` into `survivor_id`; returns {"survivor": record, "merged": ids, "moved": {…}}."""
+    records = tenant.records
+    entity = records.entity(entity) if isinstance(entity, str) else entity
+    if entity.is_child:
+        raise BadRequest("subtable rows cannot be merged")
+    loc = records._locale(user, locale)
+    survivor_id = _as_id(survivor_id)
+    merged: list[int] = []
+    for m in merged_ids or []:
+        mid = _as_id(m)
+        if mid != survivor_id and mid not in merged:
+            merged.append(mid)
+    if not merged:
+        raise BadRequest("choose at least one record other than the survivor to merge into it")
+    records._deny(entity, user, "update")
+    records._deny(entity, user, "delete")
+    audit = tenant.schema.system["audit"]
+    with tenant.write() as conn:
+        survivor = records._fetch_for(conn, entity, survivor_id, user, "update", loc, for_update=True)
+        others = []
+        for mid in merged:
+            others.append(records._fetch_for(conn, entity, mid, user, "update", loc, for_update=True))
+            records._fetch_for(conn, entity, mid, user, "delete", loc)
+        values = _surviving_values(tenant, entity, survivor, others, choices or {}, user)
+        moved = _repoint(tenant, conn, entity, survivor_id, merged, user)
+        _copy_history(conn, audit, entity.name, merged, survivor_id)
+        for mid in merged:
+            records.delete(entity.name, mid, user, locale=loc, connection=conn)
+        if values:
+            records.update(entity.name, survivor_id, values, user, locale=loc, connection=conn,
+                           confirm_duplicates=True)
+        moved_text = ", ".join(f"{k} {n}" for k, n in moved.items() if n)
+        note = f"merged {', '.join(f'#{m}' for m in merged)} into #{survivor_id}" + \
+            (f" (re-pointed: {moved_text})" if moved_text else "")
+        write_audit(conn, audit, [audit_row(entity.name, survivor_id, "merge", {}, user, note=note)])
+        result = records._fetch(conn, entity, survivor_id)
+    return {"survivor": records.permissions.mask(entity, user, result), "merged": merged, "moved": moved}
+
+
+def _as_id(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"not a record id: {value!r}") from None
+
+
+def _json_value(records, entity, name: str, record: dict):
+    if name in ("owner", "department"):
+        return record.get(name)
+    value = records.to_json(entity, {name: record.get(name)})[name]
+    if entity.fields[name].child is not None:
+        return [_strip_child(row) for row in value or []]
+    return value
+
+
+def _strip_child(row):
+    if isinstance(row, dict):
+        return {k: _strip_child(v) for k, v in row.items() if k not in CHILD_KEYS}
+    if isinstance(row, list):
+        return [_strip_child(v) for v in row]
+    return row
+
+
+def _surviving_values(tenant, entity, survivor: dict, others: list[dict], choices: dict, user) -> dict:
+    records = tenant.records
+    by_id = {survivor["id"]: survivor, **{o["id"]: o for o in others}}
+    if not isinstance(choices, dict):
+        raise BadRequest("choices must map field names to a record id or a value")
+    values: dict = {}
+    for name, choice in choices.items():
+        if name not in entity.fields and name not in ("owner", "department"):
+            raise BadRequest(f"unknown field '{name}' on {entity.name}")
+        source = None
+        if isinstance(choice, dict):
+            if set(choice) == {"from"}:
+                source = choice["from"]
+            elif set(choice) == {"value"}:
+                values[name] = choice["value"]
+                continue
+            else:
+                raise BadRequest(f"{name}: give a record id, {{\"from\": id}} or {{\"value\": …}}")
+        elif _is_id(choice) and int(choice) in by_id:
+            source = choice
+        else:
+            values[name] = choice
+            continue
+        if not _is_id(source) or int(source) not in by_id:
+            raise BadRequest(f"{name}: record #{source} is not part of this merge")
+        values[name] = _json_value(records, entity, name, by_id[int(source)])
+    access = records.permissions.field_access(entity, user)
+    for name, f in entity.fields.items():
+        if name in values or access.get(name) != "write" or tenant.field_types.for_field(f).computed:
+            continue
+        if is_empty(survivor.get(name)):
+            for other in others:
+                if not is_empty(other.get(name)):
+                    values[name] = _json_value(records, entity, name, other)
+                    break
+    current = {n: _json_value(records, entity, n, survivor) for n in values}
+    return {n: v for n, v in values.items() if v != current[n]}
+
+
+def _is_id(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+
+
+def _top_ids(conn, tenant, child, ids: list[int]) -> dict[int, int]:
+    """{row id of a subtable row: id of the top-level record it belongs to}."""
+    out = {i: i for i in ids}
+    ent = child
+    while ent.is_child:
+        t = tenant.schema.table(ent)
+        parents = dict(conn.execute(sa.select(t.c.id, t.c.parent_id).where(t.c.id.in_(list(set(out.values())))))
+                       .all())
+        out = {k: parents[v] for k, v in out.items()}
+        ent = ent.parent
+    return out
+
+
+def _repoint(tenant, conn, entity, survivor_id: int, merged: list[int], user) -> dict[str, int]:
+    records = tenant.records
+    model = tenant.model
+    now = datetime.now(timezone.utc)
+    moved: dict[str, int] = {}
+    touched: dict[str, set[int]] = {}
+    plans = []
+    for ref_entity, ref_field in model.referencing(entity.name):
+        rt = tenant.schema.table(ref_entity)
+        col = rt.c[ref_field.name]
+        ids = list(conn.execute(sa.select(rt.c.id).where(col.in_(merged))).scalars())
+        if ref_entity is entity:
+            ids_self = list(conn.execute(sa.select(rt.c.id).where(rt.c.id == survivor_id, col.in_(merged)))
+                            .scalars())
+        else:
+            ids_self = []
+        if not ids:
+            continue
+        top = ref_entity
+        while top.is_child:
+            top = top.parent
+        tops = _top_ids(conn, tenant, ref_entity, ids)
+        label = f"{ref_entity.table_name}.{ref_field.name}"
+        moved[label] = len([i for i in ids if not (ref_entity is entity and i in merged)])
+        for row_id, top_id in tops.items():
+            if top is entity and top_id in merged:
+                continue  # going away; its delete snapshot keeps the state
+            touched.setdefault(top.name, set()).add(top_id)
+        plans.append((rt, col, ids_self))
+    olds = {(name, rid): records._fetch(conn, model.entity(name), rid)
+            for name, rids in touched.items() for rid in rids}
+    for rt, col, ids_self in plans:
+        if ids_self:
+            conn.execute(rt.update().where(rt.c.id.in_(ids_self)).values({col.name: None}))
+        conn.execute(rt.update().where(col.in_(merged)).values({col.name: survivor_id}))
+    uid = getattr(user, "id", None)
+    audits = []
+    for (name, rid), old in olds.items():
+        ent = model.entity(name)
+        t = tenant.schema.table(ent)
+        conn.execute(t.update().where(t.c.id == rid).values(version=t.c.version + 1, updated_at=now, updated_by=uid))
+        new = records._fetch(conn, ent, rid)
+        changes = records._changes(ent, old, new)
+        if not changes:
+            continue
+        audits.append(audit_row(name, rid, "update", changes, user, note=f"merge into {entity.name} #{survivor_id}",
+                                at=now))
+        tenant.pm.hook.formwork_records_after_update(tenant=tenant, entity=ent, record=new, old=old,
+                                                     changes=changes, user=user, connection=conn)
+    write_audit(conn, tenant.schema.system["audit"], audits)
+    return moved
+
+
+def _copy_history(conn, audit, entity_name: str, merged: list[int], survivor_id: int) -> None:
+    rows = conn.execute(sa.select(audit).where(audit.c.entity == entity_name, audit.c.record_id.in_(merged))
+                        .order_by(audit.c.id)).mappings().all()
+    copies = []
+    for r in rows:
+        note = f"merged from #{r['record_id']}" + (f": {r['note']}" if r["note"] else "")
+        copies.append({"at": r["at"], "user_id": r["user_id"], "username": r["username"], "entity": entity_name,
+                       "record_id": survivor_id, "action": r["action"], "changes": r["changes"], "note": note})
+    write_audit(conn, audit, copies)
