@@ -22,6 +22,7 @@ changes), a delete refused because other records still reference this one (with 
 likely duplicate (with "duplicates"; repeat with ?confirm_duplicates=true to save anyway); 422
 validation (`{"errors": {field: [...]}}`); 428 PATCH without a version; 503 the database needs
 `formwork migrate` for this config.
+`search` is a route of its own, so an entity named `search` is not reachable through this API.
 Protocol errors (400/401/428) are English for developers; messages about data (422, 404, 409) are in
 the caller's language: Accept-Language (zh/en), else the user's saved locale, else the tenant's.
 """
