@@ -286,15 +286,10 @@ def preview(entity):
 
 
 def _preview(ent, values: dict) -> dict:
-    from engine.records.prepare import Errors
-
     svc = service()
     locale = get_locale()
-    ctx = svc.ctx(locale)
-    prep = svc.preparer(ent)
-    errors = Errors(locale)
-    clean = prep.coerce_input(values, None, ctx, errors)
-    record = prep.complete(clean, None, ctx, errors)
+    ctx = tenant().field_context(locale)
+    record = svc.preview(ent.name, values, me(), locale)
     types = tenant().field_types
     out: dict = {"fields": {}, "rows": {}}
     for f in ent.fields.values():

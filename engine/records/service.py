@@ -840,37 +840,72 @@ class RecordsService:
 
     def display(self, entity_name: str, record: dict, locale: str | None = None) -> dict:
         """{field: text} formatted for people; references by title, users by name, options by label."""
+        return self.display_many(entity_name, [record], locale)[0]
+
+    def display_many(self, entity_name: str, records: list[dict], locale: str | None = None) -> list[dict]:
+        """display() for many records with one title query per referenced entity and one for users."""
         entity = self.entity(entity_name) if isinstance(entity_name, str) else entity_name
         ctx = self.tenant.field_context(locale)
+        wanted_users: set = set()
+        wanted_refs: dict[str, set] = {}
+        self._collect_lookups(entity, records, wanted_users, wanted_refs)
+        users = self.user_names(wanted_users)
+        titles = {target: self.titles(target, ids) for target, ids in wanted_refs.items()}
+        return [self._display(entity, r, ctx, users, titles) for r in records]
+
+    def _collect_lookups(self, entity: Entity, records: list[dict], users: set, refs: dict) -> None:
+        for rec in records:
+            users.update(rec.get(n) for n in ("created_by", "updated_by", "owner") if rec.get(n) is not None)
+            for f in entity.fields.values():
+                v = rec.get(f.name)
+                if v is None:
+                    continue
+                if f.type == "user":
+                    users.add(v)
+                elif f.type == "reference":
+                    refs.setdefault(f.to, set()).add(v)
+                elif f.child is not None:
+                    self._collect_lookups(f.child, v or [], users, refs)
+
+    def _display(self, entity: Entity, record: dict, ctx, users: dict, titles: dict) -> dict:
         out = {}
-        users = self.user_names([record.get(n) for n in ("created_by", "updated_by", "owner")] +
-                                [record.get(f.name) for f in entity.fields.values() if f.type == "user"])
         for name in entity.system_fields:
-            if name not in record:
+            if name not in record or name in ("parent_id", "position"):
                 continue
-            f = system_field(name) if name in ("created_at", "updated_at", "created_by", "updated_by", "owner",
-                                               "department", "version", "id") else None
+            f = system_field(name)
             v = record[name]
-            if f is not None and f.type == "user":
+            if f.type == "user":
                 out[name] = users.get(v, "" if v is None else f"#{v}")
-            elif f is not None:
+            else:
                 out[name] = self.types.for_field(f).to_text(f, v, ctx)
         for f in entity.fields.values():
             if f.name not in record:
                 continue
             v = record[f.name]
             if f.type == "reference":
-                out[f.name] = self.titles(f.to, [v]).get(v, "") if v is not None else ""
+                out[f.name] = "" if v is None else titles.get(f.to, {}).get(v, f"#{v}")
             elif f.type == "user":
-                out[f.name] = users.get(v, "") if v is not None else ""
+                out[f.name] = "" if v is None else users.get(v, f"#{v}")
             elif f.child is not None:
-                out[f.name] = [self.display(f.child, r, locale) for r in v or []]
+                out[f.name] = [self._display(f.child, r, ctx, users, titles) for r in v or []]
             else:
                 out[f.name] = self.types.for_field(f).to_text(f, v, ctx)
         return out
 
-    def display_many(self, entity_name: str, records: list[dict], locale: str | None = None) -> list[dict]:
-        return [self.display(entity_name, r, locale) for r in records]
+    def preview(self, entity_name: str, values: Mapping, user=None, locale: str | None = None) -> dict:
+        """The record a form would make, formulas computed, without saving or raising (live totals)."""
+        entity = self.entity(entity_name)
+        loc = self._locale(user, locale)
+        access = self.permissions.field_access(entity, user)
+        with self.tenant.db.connect() as conn:
+            ctx = self.ctx(loc, conn)
+            prep = self.preparer(entity)
+            errors = Errors(loc)
+            clean = prep.coerce_input(dict(values), None, ctx, errors,
+                                      writable={n for n, a in access.items() if a == "write"},
+                                      hidden={n for n, a in access.items() if a == "hidden"})
+            record = prep.complete(clean, None, ctx, errors, loader=self._loader(conn))
+        return self.permissions.mask(entity, user, record)
 
 
 class _Nested:
