@@ -917,3 +917,30 @@ def test_model_back_references_and_sources(sample):
     customer = sample.entities["customer"]
     assert customer.source.file == "configs/base.yaml" or customer.source.file.endswith("sample_tenant.yaml")
     assert Path(customer.fields["fax" if "fax" in customer.fields else "email"].source.file).name == "base.yaml"
+
+
+def test_r3_role_rights_are_checked_with_locations(tmp_path):
+    """Scopes are from the list, limits non-negative, and a `where` must be expressible in SQL."""
+    cfg = tmp_path / "roles.yaml"
+    cfg.write_text(
+        "tenant: {name: roles}\n"
+        "entities:\n"
+        "  customer:\n"
+        "    fields:\n"
+        "      name: {type: text}\n"
+        "      level: {type: select, options: [A, B]}\n"
+        "roles:\n"
+        "  rep:\n"
+        "    entities:\n"
+        "      customer: {read: mine, update: {scope: own, where: \"len(name) > 3\"}}\n"
+        "  fin:\n"
+        "    entities:\n"
+        "      customer: {read: {scope: all, where: \"level != 'A'\"}, export_limit: -1}\n", encoding="utf-8")
+    from engine.config import check_config
+
+    _model, issues = check_config(cfg)
+    text = "\n".join(str(i) for i in issues)
+    assert len(issues) == 3, text
+    assert f"{cfg}:10:" in text and "mine" in text
+    assert "row filter" in text
+    assert f"{cfg}:13:" in text and "export_limit" in text

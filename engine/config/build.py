@@ -607,6 +607,24 @@ class ModelBuilder:
         check_entity_settings(model, self.error, self.schema_failed)
 
     # -- departments and roles --------------------------------------------------------------------
+    def row_conditions(self, model: TenantModel, role: str, ename: str, rights: dict) -> None:
+        """A scope's `where` must compile and be expressible in SQL (it filters every query)."""
+        from ..expressions import ExpressionError, compile_expression
+        from ..expressions.sql import row_condition
+        from ..records.query import SYSTEM_FIELD_TYPES, system_field
+
+        entity = model.entities[ename]
+        for action, value in rights.items():
+            if not (isinstance(value, dict) and isinstance(value.get("where"), str)):
+                continue
+            path = ("roles", role, "entities", ename, action, "where")
+            try:
+                expr = compile_expression(value["where"], entity=entity, model=model, functions=self.functions)
+                row_condition(expr, entity, self.field_types,
+                              {n: system_field(n) for n in SYSTEM_FIELD_TYPES})
+            except ExpressionError as exc:
+                self.error(path, f"where: {exc}", at="value")
+
     def organisation(self, model: TenantModel) -> None:
         depts = self.data.get("departments") if isinstance(self.data.get("departments"), dict) else {}
         parents: dict[str, str] = {}
@@ -638,11 +656,13 @@ class ModelBuilder:
                 continue
             ents = raw.get("entities")
             if isinstance(ents, dict):
-                for ename in ents:
+                for ename, rights in ents.items():
                     if ename not in model.entities:
                         guess = did_you_mean(ename, list(model.entities))
                         hint = f" (did you mean '{guess}'?)" if guess else ""
                         self.error(("roles", name, "entities", ename), f"unknown entity '{ename}'{hint}")
+                    elif isinstance(rights, dict):
+                        self.row_conditions(model, name, ename, rights)
             fields = raw.get("fields")
             if isinstance(fields, dict):
                 for key in fields:

@@ -219,12 +219,31 @@ def _strict_schema(field_types=None) -> dict:
         "parent": {**_ref("identifier"), "description": "The department above this one."},
         "managers": {"type": "array", "items": {"type": "string"}, "description": "Usernames of its managers."},
     }, title="a department: {label: …, parent: …}")
+    scope_name = {"enum": ["none", "own", "department", "department_tree", "all"],
+                  "description": "Which records: none, own, department, department_tree or all."}
+    scope = {"title": "a scope, or {scope: …, where: …}", "oneOf": [
+        scope_name,
+        _closed({"scope": scope_name,
+                 "where": {"type": "string", "description": "Only records for which this expression holds."}},
+                ["scope"], title="{scope: …, where: …}"),
+    ]}
+    rights = _closed({
+        "read": {**scope, "description": "Which records the role sees (lists, search, pickers, API)."},
+        "create": {"type": "boolean", "description": "May create records."},
+        "update": {**scope, "description": "Which records the role may change."},
+        "delete": {**scope, "description": "Which records the role may delete."},
+        "export": {**scope, "description": "Which records the role may export."},
+        "export_limit": {"type": "integer", "minimum": 0, "description": "At most this many records per export."},
+        "import": {"type": "boolean", "description": "May import files of this entity."},
+        "transfer": {**scope, "description": "Which records the role may hand to another owner or share."},
+    }, title="rights on an entity: {read: own, create: true, …}")
     role = _closed({
         "label": _ref("label"),
         "all": {"type": "boolean", "description": "May do everything (like admin)."},
-        "entities": {"type": "object", "propertyNames": _ref("identifier"),
+        "entities": {"type": "object", "propertyNames": _ref("identifier"), "additionalProperties": rights,
                      "description": "Rights per entity (see the permissions section)."},
-        "fields": {"type": "object", "description": "Field-level rights as entity.field: hidden | read | write."},
+        "fields": {"type": "object", "additionalProperties": {"enum": ["hidden", "read", "write"]},
+                   "description": "Field-level rights as entity.field: hidden | read | write."},
     }, title="a role: {label: …, entities: {…}}")
     dictionary = {
         "title": "a dictionary: a list of options, or {label: …, options: […]}",
