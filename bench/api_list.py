@@ -302,9 +302,9 @@ def measure(proc: subprocess.Popen, port: int, path: str, token: str, seconds: f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--seconds", type=float, default=6.0, help="measured seconds per app per round")
+    ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per app per round")
     ap.add_argument("--warmup", type=float, default=4.0, help="seconds of warm-up per app, once")
-    ap.add_argument("--rounds", type=int, default=5, help="paired rounds (generated, hand-written)")
+    ap.add_argument("--rounds", type=int, default=7, help="paired rounds (generated, hand-written)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
     ap.add_argument("--threads", type=int, default=2)
