@@ -233,7 +233,6 @@ class Permissions:
         return False
 
     def _is_shared(self, entity, user, record_id: int, action: str, connection=None) -> bool:
-        shares = self.tenant.schema.system["shares"]
         t = sa.table(entity.table_name, sa.column("id"))
         stmt = sa.select(t.c.id).where(t.c.id == record_id, self._shared_clause(entity, t, user, action))
         if connection is not None:

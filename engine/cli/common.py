@@ -43,3 +43,36 @@ def reports_errors(func):
             sys.exit(1)
 
     return wrapper
+
+
+def ready_tenant(config: str, db_url: str | None):
+    """A loaded tenant whose database matches the config (else: run `formwork plan`)."""
+    from ..schema.migrate import check_schema
+
+    tenant = load_tenant(config, db_url)
+    check_schema(tenant)
+    return tenant
+
+
+def acting_user(tenant, username: str | None):
+    """The user named by --as (None: the engine itself); disabled or unknown users are refused."""
+    if not username:
+        return None
+    user = tenant.users.by_username(username)
+    if user is None:
+        raise click.ClickException(f"no such user: {username}")
+    if not user.active:
+        raise click.ClickException(f"user {username} is disabled")
+    return user
+
+
+def entity_name(tenant, entity: str) -> str:
+    if entity not in tenant.model.entities:
+        raise click.ClickException(f"unknown entity '{entity}' (entities: {', '.join(tenant.model.entities)})")
+    return entity
+
+
+def utf8_stdout():
+    """Chinese text on stdout even from a C-locale terminal."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding="utf-8")

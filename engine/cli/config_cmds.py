@@ -1,7 +1,6 @@
 """`formwork check` and `formwork schema`."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click

@@ -5,32 +5,11 @@ import sys
 
 import click
 
-from .common import config_argument, db_option, load_tenant, reports_errors
+from .common import (acting_user, config_argument, db_option, entity_name, ready_tenant, reports_errors,
+                     utf8_stdout)
 
 
-def _ready_tenant(config, db_url):
-    from ..schema.migrate import check_schema
 
-    tenant = load_tenant(config, db_url)
-    check_schema(tenant)
-    return tenant
-
-
-def _user(tenant, username):
-    if not username:
-        return None
-    user = tenant.users.by_username(username)
-    if user is None:
-        raise click.ClickException(f"no such user: {username}")
-    if not user.active:
-        raise click.ClickException(f"user {username} is disabled")
-    return user
-
-
-def _entity_name(tenant, entity):
-    if entity not in tenant.model.entities:
-        raise click.ClickException(f"unknown entity '{entity}' (entities: {', '.join(tenant.model.entities)})")
-    return entity
 
 
 @click.command("import")
@@ -53,9 +32,9 @@ def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt, o
     from ..dedup.imports import import_rows
     from ..records.service import BulkFailed, RowError
 
-    tenant = _ready_tenant(config, db_url)
-    ent = tenant.model.entity(_entity_name(tenant, entity))
-    user = _user(tenant, as_user)
+    tenant = ready_tenant(config, db_url)
+    ent = tenant.model.entity(entity_name(tenant, entity))
+    user = acting_user(tenant, as_user)
     rows = read_rows(ent, file, fmt)
     dropped: set[str] = set()
     clean_rows = []
@@ -128,13 +107,12 @@ def export(config, entity, db_url, fmt, as_user, with_system):
     """Write every record of ENTITY to stdout in normalised form (CSV cells safe for spreadsheets)."""
     from ..io.transfer import write_csv, write_json
 
-    tenant = _ready_tenant(config, db_url)
-    ent = tenant.model.entity(_entity_name(tenant, entity))
-    user = _user(tenant, as_user)
+    tenant = ready_tenant(config, db_url)
+    ent = tenant.model.entity(entity_name(tenant, entity))
+    user = acting_user(tenant, as_user)
     records = tenant.records.export(ent.name, user, channel="cli")  # scope, limit and the export log
+    utf8_stdout()
     out = sys.stdout
-    if hasattr(out, "reconfigure"):  # a C-locale terminal would otherwise fail on Chinese text
-        out.reconfigure(encoding="utf-8")
     writer = write_csv if fmt == "csv" else write_json
     n = writer(tenant.records, ent, records, out, with_system, tenant.records.permissions.visible_fields(ent, user))
     out.flush()
@@ -152,7 +130,7 @@ def demo(config, db_url, size, seed, if_empty):
     """Fill every entity with realistic demo data (faker, in the tenant's locale)."""
     from ..demo.generate import generate_demo
 
-    tenant = _ready_tenant(config, db_url)
+    tenant = ready_tenant(config, db_url)
     if if_empty and any(tenant.records.count(name) for name in tenant.model.entities):
         click.echo("demo data: skipped, the tenant already has records")
         return

@@ -6,31 +6,10 @@ import sys
 
 import click
 
-from .common import config_argument, db_option, load_tenant, reports_errors
+from .common import acting_user, config_argument, db_option, ready_tenant, reports_errors, utf8_stdout
 
 
-def _ready_tenant(config, db_url):
-    from ..schema.migrate import check_schema
 
-    tenant = load_tenant(config, db_url)
-    check_schema(tenant)
-    return tenant
-
-
-def _user(tenant, username):
-    if not username:
-        return None
-    user = tenant.users.by_username(username)
-    if user is None:
-        raise click.ClickException(f"no such user: {username}")
-    if not user.active:
-        raise click.ClickException(f"user {username} is disabled")
-    return user
-
-
-def _utf8_stdout():
-    if hasattr(sys.stdout, "reconfigure"):  # a C-locale terminal would otherwise fail on Chinese text
-        sys.stdout.reconfigure(encoding="utf-8")
 
 
 def _describe_rule(rule) -> str:
@@ -55,7 +34,7 @@ def duplicates(config, entity, db_url, reindex, threshold, rule_fields, as_user,
     from ..dedup.index import DedupIndex
     from ..dedup.scan import scan
 
-    tenant = _ready_tenant(config, db_url)
+    tenant = ready_tenant(config, db_url)
     if entity not in tenant.model.entities:
         raise click.ClickException(f"unknown entity '{entity}' (entities: {', '.join(tenant.model.entities)})")
     ent = tenant.model.entity(entity)
@@ -66,8 +45,8 @@ def duplicates(config, entity, db_url, reindex, threshold, rule_fields, as_user,
     if rule_fields and rule_fields not in {r.label for r in rules}:
         raise click.ClickException(f"{entity} has no rule on '{rule_fields}' (rules: "
                                    f"{', '.join(r.label for r in rules)})")
-    user = _user(tenant, as_user)
-    _utf8_stdout()
+    user = acting_user(tenant, as_user)
+    utf8_stdout()
     if reindex:
         with tenant.write() as conn:
             n = index.rebuild(conn, ent)
@@ -121,7 +100,7 @@ def quality(config, entity, db_url, as_user, fmt, strict):
     """Live data-quality figures (R18, R36) per entity, department and user, with pass/fail."""
     from ..quality import quality_entities, quality_report
 
-    tenant = _ready_tenant(config, db_url)
+    tenant = ready_tenant(config, db_url)
     names = None
     if entity:
         if entity not in tenant.model.entities:
@@ -131,9 +110,9 @@ def quality(config, entity, db_url, as_user, fmt, strict):
         names = [entity]
     elif not quality_entities(tenant.model):
         raise click.ClickException(f"no entity has quality: settings in {config} (see docs/config-format.md)")
-    user = _user(tenant, as_user)
+    user = acting_user(tenant, as_user)
     report = quality_report(tenant, names, user)
-    _utf8_stdout()
+    utf8_stdout()
     if fmt == "json":
         click.echo(json.dumps([r.to_json() for r in report], ensure_ascii=False, indent=2))
     else:

@@ -1,11 +1,10 @@
 """RecordsService: create/get/update/delete/list for every entity, with validation, locking and audit."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
 from functools import cached_property, partial
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import sqlalchemy as sa
 
