@@ -59,17 +59,28 @@ def user_add(config, username, roles, department, manages, password, display_nam
 @user.command("disable")
 @config_argument
 @click.argument("username")
+@click.option("--transfer-to", "transfer_to", default=None, metavar="OTHER",
+              help="Who takes over USERNAME's records (default: the manager of their department).")
 @db_option
 @reports_errors
 @needs_tables
-def user_disable(config, username, db_url):
-    """Disable USERNAME at once: sessions end and API tokens stop working (R44)."""
+def user_disable(config, username, transfer_to, db_url):
+    """Disable USERNAME at once (sessions end, API tokens stop working) and hand every record they own
+    over to OTHER or their manager, as one audited operation (R44)."""
+    from ..departure import depart
+
     tenant = load_tenant(config, db_url)
     try:
-        tenant.users.disable(username)
+        result = depart(tenant, username, transfer_to)
     finally:
         tenant.dispose()
     click.echo(f"disabled user {username}; sessions and tokens revoked")
+    if result.counts:
+        click.echo(f"handed {result.total} record(s) over to {result.successor}:")
+        for entity, n in result.counts.items():
+            click.echo(f"  {entity}: {n}")
+    else:
+        click.echo("no records to hand over")
 
 
 @user.command("enable")
