@@ -84,6 +84,10 @@ def create_app(tenant_or_config_path, db_url: str | None = None, config: dict | 
     from . import entities
 
     app.register_blueprint(entities.bp)
+    from . import admin, sharing
+
+    app.register_blueprint(sharing.bp)
+    app.register_blueprint(admin.bp)
     from .api import bp as api_bp  # JSON API v1, owned by web/api.py
     app.register_blueprint(api_bp)
 

@@ -6,7 +6,8 @@ from .i18n import get_lang, get_locale, gettext as _, label
 from .listing import field_for
 
 ACTIONS = {"create": "created this record", "update": "changed", "delete": "deleted this record",
-           "import": "imported this record"}
+           "import": "imported this record", "transfer": "transferred this record",
+           "share": "shared this record", "unshare": "stopped sharing this record"}
 
 
 def _plain(field, value, lang: str) -> str:
@@ -76,5 +77,5 @@ def timeline(ent, history: list[dict]) -> list[dict]:
                     "verb": _(ACTIONS.get(item.get("action"), item.get("action") or "")),
                     "note": item.get("note"),
                     "changes": describe_changes(ent, item.get("changes") or {})
-                    if item.get("action") == "update" else []})
+                    if item.get("action") in ("update", "transfer") else []})
     return out
