@@ -50,6 +50,12 @@ def database(kind: str, folder: Path, name: str) -> tuple[str, callable]:
     return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
 
 
+def distinct_company(gen) -> str:
+    """A company name unlike the others (the duplicate rules would refuse near-identical ones)."""
+    words = "".join(gen.faker.word() for _ in range(3))
+    return f"{gen.faker.city_name()}{words}{gen.random.choice(['科技', '贸易', '制造', '咨询', '物流'])}有限公司"
+
+
 def make_rows(tenant, n: int, seed: int = 1) -> list[dict]:
     """n valid customers in the form a person types them (demo values, unique names)."""
     gen = DemoGenerator(tenant, seed=seed)
@@ -62,7 +68,7 @@ def make_rows(tenant, n: int, seed: int = 1) -> list[dict]:
         for _ in range(min(20_000, (n - len(rows)) * 11 // 10 + 10)):
             values = gen.values(entity)
             values.pop("owner", None)
-            values[entity.title] = f"{values.get(entity.title) or '公司'}{len(rows) + len(batch):06d}号"
+            values[entity.title] = distinct_company(gen)
             batch.append(values)
         result = tenant.records.create_many("customer", batch, dry_run=True, skip_invalid=True)
         bad = {e.row for e in result.errors}
