@@ -233,3 +233,13 @@ def test_cli_permissions_matrix_and_export_as_user(org, db_url):
     assert "甲公司" in r.output and "丙公司" not in r.output and "credit_limit" not in r.output
     r = runner.invoke(build_cli(), ["export", cfg, "customer", "--as", "fin", "--db", db_url])
     assert r.exit_code == 1 and "Traceback" not in r.output
+
+
+def test_r39_a_reference_does_not_reveal_the_name_of_a_record_outside_scope(org):
+    t, u, recs = org
+    other = recs["丙公司"]  # rep_b's customer
+    contact = t.records.create("contact", {"name": "王芳", "customer": other["id"]})  # created by the engine
+    t.records.update("contact", contact["id"], {"owner": u["rep_a"].id})
+    mine = t.records.get("contact", contact["id"], u["rep_a"])
+    assert t.records.display("contact", mine, user=u["rep_a"])["customer"] == f"#{other['id']}"
+    assert t.records.display("contact", mine, user=u["east_mgr"])["customer"] == "丙公司"

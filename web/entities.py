@@ -79,14 +79,14 @@ def list_view(entity):
         flash(str(exc), "error")
         return redirect(url_for("entities.list_view", entity=ent.name))
     columns = visible_columns(ent, list_columns(ent, tenant().field_types))
-    texts = svc.display_many(ent.name, page.items, get_locale())
+    texts = svc.display_many(ent.name, page.items, get_locale(), me())
     rows = [{"id": r["id"], "text": t, "record": r} for r, t in zip(page.items, texts)]
     hidden = {n for n, a in access.field_access(ent).items() if a == "hidden"}
     controls = [c for c in filter_controls(ent, query, F.Choices(tenant(), get_lang()))
                 if c["name"].split("__")[0] not in hidden]
     for c in controls:
         if c["kind"] == "reference" and c["value"].isdigit():
-            c["title"] = svc.titles(c["to"], [int(c["value"])]).get(int(c["value"]), "")
+            c["title"] = svc.titles(c["to"], [int(c["value"])], me()).get(int(c["value"]), "")
     template = "entities/_table.html" if request.headers.get("HX-Request") and \
         request.headers.get("HX-Target") == "list-results" else "entities/list.html"
     return render_template(template, ent=ent, columns=columns, rows=rows, page=page, total=total,
@@ -119,7 +119,7 @@ def _reference_titles(ent, data: dict) -> dict:
     for f in ent.fields.values():
         if f.type == "reference" and data.get(f.name):
             try:
-                out[f.name] = svc.titles(f.to, [int(data[f.name])]).get(int(data[f.name]), "")
+                out[f.name] = svc.titles(f.to, [int(data[f.name])], me()).get(int(data[f.name]), "")
             except (TypeError, ValueError):
                 out[f.name] = str(data[f.name])
         elif f.child is not None:
@@ -128,7 +128,7 @@ def _reference_titles(ent, data: dict) -> dict:
                     if cf.type == "reference" and row.get(cf.name):
                         try:
                             rid = int(row[cf.name])
-                            out[f"{f.name}-{i}-{cf.name}"] = svc.titles(cf.to, [rid]).get(rid, "")
+                            out[f"{f.name}-{i}-{cf.name}"] = svc.titles(cf.to, [rid], me()).get(rid, "")
                         except (TypeError, ValueError):
                             out[f"{f.name}-{i}-{cf.name}"] = str(row[cf.name])
     return out
@@ -152,7 +152,7 @@ def _computed_texts(ent, form, record) -> tuple[dict, dict]:
     fields: dict = {}
     rows: dict = {}
     if record is not None:
-        text = service().display(ent.name, record, get_locale())
+        text = service().display(ent.name, record, get_locale(), me())
         fields = {f.name: text.get(f.name, "") for f in ent.fields.values() if not editable(f)}
         rows = {f.name: text.get(f.name) or [] for f in ent.subtables()}
     if request.method == "POST":
@@ -311,7 +311,7 @@ def detail(entity, record_id):
     ent = entity_or_404(entity)
     svc = service()
     rec = _load(ent, record_id)
-    shown = svc.display(ent.name, rec, get_locale())
+    shown = svc.display(ent.name, rec, get_locale(), me())
     if rec.get("department"):
         shown["department"] = _choices().department_label(rec["department"])
     related = []
@@ -327,7 +327,7 @@ def detail(entity, record_id):
             "count": svc.count(ref_ent.name, me(), filters=flt),
             "columns": _related_columns(ref_ent, ref_field),
             "rows": [{"id": r["id"], "text": t} for r, t in
-                     zip(page.items, svc.display_many(ref_ent.name, page.items, get_locale()))],
+                     zip(page.items, svc.display_many(ref_ent.name, page.items, get_locale(), me()))],
             "filter": flt,
         })
     return render_template("entities/detail.html", ent=ent, rec=rec, shown=shown,

@@ -49,7 +49,7 @@ def my_records(model, limit: int = 5) -> list[dict]:
                 continue  # an empty board only for what the workbench's actions create
             page = service.list(ent.name, current_user.user, filters=mine, sort="-updated_at",
                                 limit=limit)
-            texts = service.display_many(ent.name, page.items, get_locale())
+            texts = service.display_many(ent.name, page.items, get_locale(), current_user.user)
             for rec, shown in zip(page.items, texts):
                 board["items"].append({"id": rec["id"],
                                        "title": heading(ent, shown, tenant().field_types, rec["id"]),

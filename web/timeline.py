@@ -1,6 +1,8 @@
 """The audit timeline on detail pages: who changed what, old → new, shown in the caller's language."""
 from __future__ import annotations
 
+from flask_login import current_user
+
 from .context import records, tenant
 from .i18n import get_lang, get_locale, gettext as _, label
 from .listing import field_for
@@ -24,7 +26,7 @@ def _plain(field, value, lang: str) -> str:
         return ("是" if value else "否") if lang == "zh" else ("Yes" if value else "No")
     if kind == "reference" and svc is not None:
         try:
-            return svc.titles(field.to, [int(value)]).get(int(value)) or f"#{value}"
+            return svc.titles(field.to, [int(value)], current_user.user).get(int(value)) or f"#{value}"
         except (TypeError, ValueError):
             return str(value)
     if kind == "user" and svc is not None:

@@ -814,17 +814,30 @@ class RecordsService:
             return self.types.for_field(f).to_text(f, record[entity.title], self.tenant.field_context())
         return f"{entity.label.get()} #{record.get('id')}"
 
-    def titles(self, entity_name: str, ids: Iterable) -> dict:
-        """{id: title} for records of an entity (for showing references)."""
+    def titles(self, entity_name: str, ids: Iterable, user=None) -> dict:
+        """{id: title} for records of an entity (for showing references).
+
+        With `user`, records outside their read scope are left out (shown as "#id" by callers), so a
+        reference never reveals the name of a record the user may not see.
+        """
         entity = self.entity(entity_name)
         ids = {i for i in ids if i is not None}
         if not ids:
             return {}
         t = self.schema.table(entity)
         cols = [t.c.id] + ([t.c[entity.title]] if entity.title else [])
+        conds = [t.c.id.in_(list(ids))]
+        if user is not None:
+            if not self.permissions.can(entity, user, "read"):
+                return {}
+            scope = self.permissions.row_filter(entity, t, user, "read")
+            if scope is not None:
+                conds.append(scope)
+            if entity.title and entity.title not in self.permissions.visible_fields(entity, user):
+                cols = [t.c.id]
         out = {}
         with self.tenant.db.connect() as conn:
-            for row in conn.execute(sa.select(*cols).where(t.c.id.in_(list(ids)))).mappings():
+            for row in conn.execute(sa.select(*cols).where(*conds)).mappings():
                 out[row["id"]] = self.title_of(entity, dict(row))
         return out
 
@@ -837,11 +850,12 @@ class RecordsService:
             return {r.id: (r.display_name or r.username) for r in
                     conn.execute(sa.select(u.c.id, u.c.username, u.c.display_name).where(u.c.id.in_(list(ids))))}
 
-    def display(self, entity_name: str, record: dict, locale: str | None = None) -> dict:
+    def display(self, entity_name: str, record: dict, locale: str | None = None, user=None) -> dict:
         """{field: text} formatted for people; references by title, users by name, options by label."""
-        return self.display_many(entity_name, [record], locale)[0]
+        return self.display_many(entity_name, [record], locale, user)[0]
 
-    def display_many(self, entity_name: str, records: list[dict], locale: str | None = None) -> list[dict]:
+    def display_many(self, entity_name: str, records: list[dict], locale: str | None = None,
+                     user=None) -> list[dict]:
         """display() for many records with one title query per referenced entity and one for users."""
         entity = self.entity(entity_name) if isinstance(entity_name, str) else entity_name
         ctx = self.tenant.field_context(locale)
@@ -849,7 +863,7 @@ class RecordsService:
         wanted_refs: dict[str, set] = {}
         self._collect_lookups(entity, records, wanted_users, wanted_refs)
         users = self.user_names(wanted_users)
-        titles = {target: self.titles(target, ids) for target, ids in wanted_refs.items()}
+        titles = {target: self.titles(target, ids, user) for target, ids in wanted_refs.items()}
         return [self._display(entity, r, ctx, users, titles) for r in records]
 
     def _collect_lookups(self, entity: Entity, records: list[dict], users: set, refs: dict) -> None:
