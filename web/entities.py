@@ -5,7 +5,8 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user
 from werkzeug.datastructures import CombinedMultiDict, MultiDict
 
-from engine.errors import BadRequest, Conflict, ValidationFailed
+from engine.dedup.followups import follow_up_source
+from engine.errors import BadRequest, Conflict, DuplicatesFound, ValidationFailed
 
 from engine.i18n import message
 from engine.permissions import PermissionDenied
@@ -167,12 +168,24 @@ def _computed_texts(ent, form, record) -> tuple[dict, dict]:
     return fields, rows
 
 
-def _render_form(ent, form, record=None, errors=None, conflict=None, status=200):
+def _confirmed() -> bool:
+    """The user pressed "not a duplicate — save anyway" on the duplicate prompt (R14)."""
+    return request.form.get("confirm_duplicates") == "1"
+
+
+def _duplicate_view(ent, exc: DuplicatesFound) -> dict:
+    """The prompt's matches (as the engine described them for this user) and where follow-ups live."""
+    source = follow_up_source(tenant().model, ent)
+    fu = source.entity if source is not None and access.can(source.entity, "read") else None
+    return {"matches": exc.matches, "follow_entity": fu}
+
+
+def _render_form(ent, form, record=None, errors=None, conflict=None, status=200, duplicates=None):
     data = _bound_data(form)
     readonly, row_texts = _computed_texts(ent, form, record)
     return render_template(
         "entities/form.html", ent=ent, form=form, record=record, errors=errors or {},
-        conflict=conflict, sections=F.sections(ent, get_lang(), access.field_access(ent)),
+        conflict=conflict, duplicates=duplicates, sections=F.sections(ent, get_lang(), access.field_access(ent)),
         widget=F.widget, editable=editable, choices=_choices(), ref_titles=_reference_titles(ent, data),
         readonly=readonly, row_texts=row_texts, nav_active=ent.name, entity_label=elabel(ent),
         currency_symbol=CURRENCY_SYMBOLS.get(tenant().model.tenant.currency, tenant().model.tenant.currency),
@@ -198,9 +211,11 @@ def new(entity):
         form = _new_form(ent, formdata=_formdata())
         values = F.submitted_values(ent, form, request.form, request.files, creating=True)
         try:
-            rec = svc.create(ent.name, values, me(), locale=get_locale())
+            rec = svc.create(ent.name, values, me(), locale=get_locale(), confirm_duplicates=_confirmed())
         except ValidationFailed as exc:
             return _render_form(ent, form, errors=exc.errors, status=422)
+        except DuplicatesFound as exc:
+            return _render_form(ent, form, duplicates=_duplicate_view(ent, exc), status=409)
         flash(_("Saved %(entity)s “%(title)s”.", entity=elabel(ent), title=svc.title_of(ent, rec)), "success")
         if request.form.get("_next") == "new":
             return redirect(url_for("entities.new", entity=ent.name))
@@ -250,9 +265,12 @@ def edit(entity, record_id):
         values = F.submitted_values(ent, form, request.form, request.files, creating=False)
         version = request.form.get("version") or None
         try:
-            saved = svc.update(ent.name, record_id, values, me(), version=version, locale=get_locale())
+            saved = svc.update(ent.name, record_id, values, me(), version=version, locale=get_locale(),
+                               confirm_duplicates=_confirmed())
         except ValidationFailed as exc:
             return _render_form(ent, form, record=rec, errors=exc.errors, status=422)
+        except DuplicatesFound as exc:
+            return _render_form(ent, form, record=rec, duplicates=_duplicate_view(ent, exc), status=409)
         except Conflict as exc:
             return _render_form(ent, form, record=rec, conflict=_conflict_view(ent, exc), status=409)
         flash(_("Saved %(entity)s “%(title)s”.", entity=elabel(ent), title=svc.title_of(ent, saved)), "success")

@@ -237,6 +237,13 @@ _ZH = {
     'unknown_department': '未知部门 %(department)s；已定义的部门：%(defined)s',
     'user_exists': '用户名 %(username)s 已存在',
     'bad_username': '用户名须为 1–150 个字符且不含空格',
+    # duplicates (R14, R20) and data quality (R18, R36)
+    "This may already exist": "可能已存在",
+    "Similar records were found. Open one to continue there, or save anyway if this is a different company.":
+        "找到了相似的记录。可以打开它继续跟进；如果确实是另一家公司，请直接保存。",
+    "Not a duplicate — save anyway": "不是重复，仍然保存",
+    "Similarity": "相似度",
+    "No follow-ups yet.": "暂无跟进记录。",
 }
 
 # Message keys (from engine.users errors) need English text too; plain English keys do not.

@@ -1,0 +1,158 @@
+"""Duplicates in the web app (R14, R18, R20, R36): the form prompt, the duplicates and merge pages,
+the merge API and the data-quality page — through the Flask test client on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+RULES = """    duplicates:
+      - {field: name, match: fuzzy, threshold: 80, normalize: company_name}
+      - {field: phone, match: exact}
+    quality:
+      key_fields: [name, industry, phone, email]
+      completeness_min: 90
+      followed_up_days: 90
+      followed_up_min: 80
+      unowned_max: 0
+"""
+REP_ROLE = """  rep:
+    label: {zh: 外勤, en: Field rep}
+    entities:
+      customer: {read: own, create: true, update: own}
+      follow_up: {read: own, create: true}
+"""
+EXISTING = "北京星河科技有限公司"
+TYPED = "星河科技(北京)有限公司"
+
+
+def dedup_config(h) -> str:
+    text = h.CRM.read_text(encoding="utf-8")
+    head = "  customer:\n    label: {zh: 客户, en: Customer}\n    title: name\n"
+    assert head in text
+    text = text.replace(head, head + RULES, 1)
+    return text.replace("  manager: {label: {zh: 经理, en: Manager}}\n",
+                        "  manager: {label: {zh: 经理, en: Manager}}\n" + REP_ROLE, 1)
+
+
+@pytest.fixture
+def tenant(db_url, tmp_path, h):
+    t = h.make_tenant(db_url, tmp_path, dedup_config(h))
+    yield t
+    t.dispose()
+
+
+def csrf(client, h, path="/"):
+    return h.csrf_from(client.get(path).get_data(as_text=True))
+
+
+def post_form(client, h, path, data, **kw):
+    data = dict(data)
+    data.setdefault("csrf_token", csrf(client, h, path))
+    return client.post(path, data=data, **kw)
+
+
+def add_user(tenant, h, username, roles, department="sales", display_name=None):
+    tenant.users.add(username, roles, department=department, password="initial-pass-1",
+                     display_name=display_name)
+    tenant.users.change_password(username, "initial-pass-1", h.PASSWORD)
+    return tenant.users.by_username(username)
+
+
+def client_for(app, h, username):
+    c = app.test_client()
+    assert h.login(c, username).status_code == 302
+    return c
+
+
+@pytest.fixture
+def existing(tenant, ready_user):
+    """北京星河科技有限公司, owned by 李雷 (sales), with four follow-ups."""
+    svc = tenant.records
+    rec = svc.create("customer", {"name": EXISTING, "industry": "制造业", "phone": "13800138000"}, ready_user,
+                     locale="zh_CN")
+    for day in range(1, 5):
+        svc.create("follow_up", {"customer": rec["id"], "focus": f"第{day}次沟通：报价", "channel": "phone",
+                                 "next_contact_at": f"2025-03-0{day}T10:00:00+08:00"}, ready_user, locale="zh_CN")
+    return rec
+
+
+NEW = {"name": TYPED, "industry": "教育业", "level": "B", "email": "hello@xinghe.example", "remark": "展会认识的"}
+
+
+# ------------------------------------------------------------------------------------------ prompt
+
+def test_r14_form_prompt_lists_matches_keeps_input_and_saves_on_confirm(signed_in, h, tenant, existing):
+    resp = post_form(signed_in, h, "/e/customer/new", NEW)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 409
+    assert "dup-panel" in html and "可能已存在" in html
+    assert f'href="/e/customer/{existing["id"]}"' in html and EXISTING in html       # open the match
+    assert re.search(r'class="dup-score[^"]*"[^>]*>\d+%<', html)                      # its score
+    assert "李雷" in html and "销售部" in html                                         # owner, department
+    assert "第4次沟通" in html and "第3次沟通" in html and "第2次沟通" in html           # latest three …
+    assert "第1次沟通" not in html                                                     # … only
+    assert f'value="{TYPED}"' in html and 'value="hello@xinghe.example"' in html      # input kept
+    assert "展会认识的" in html and '<option value="教育业" selected' in html
+    assert re.search(r'<button[^>]*form="record-form"[^>]*name="confirm_duplicates"[^>]*value="1"', html)
+    assert tenant.records.count("customer", None) == 1
+
+    saved = post_form(signed_in, h, "/e/customer/new", {**NEW, "confirm_duplicates": "1"})
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    assert tenant.records.count("customer", None) == 2
+    page = signed_in.get(saved.headers["Location"]).get_data(as_text=True)
+    assert TYPED in page
+
+
+def test_r14_confirm_needs_the_csrf_token(signed_in, h, tenant, existing):
+    resp = signed_in.post("/e/customer/new", data={**NEW, "confirm_duplicates": "1"})
+    assert resp.status_code in (400, 403) or "/e/customer/new" in resp.headers.get("Location", "")
+    assert tenant.records.count("customer", None) == 1
+
+
+def test_r14_unrelated_company_saves_without_prompt(signed_in, h, tenant, existing):
+    resp = post_form(signed_in, h, "/e/customer/new", {**NEW, "name": "北京明月科技有限公司"})
+    assert resp.status_code == 302
+
+
+def test_r14_phone_match_prompts_too(signed_in, h, tenant, existing):
+    resp = post_form(signed_in, h, "/e/customer/new", {**NEW, "name": "上海某某贸易公司",
+                                                      "phone": "+86 138-0013-8000"})
+    assert resp.status_code == 409 and EXISTING in resp.get_data(as_text=True)
+
+
+def test_r14_update_of_a_matched_field_prompts_and_confirms(signed_in, h, tenant, existing, ready_user):
+    other = tenant.records.create("customer", {"name": "深圳蓝海贸易有限公司", "industry": "金融业"}, ready_user)
+    path = f"/e/customer/{other['id']}/edit"
+    data = {"name": "星河科技（北京）", "industry": "金融业", "level": "C", "version": str(other["version"])}
+    resp = post_form(signed_in, h, path, data)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 409 and "dup-panel" in html and EXISTING in html
+    assert 'value="星河科技（北京）"' in html and f'name="version" value="{other["version"]}"' in html
+    # editing another field does not prompt
+    ok = post_form(signed_in, h, path, {**data, "name": "深圳蓝海贸易有限公司", "level": "B"})
+    assert ok.status_code == 302
+    fresh = tenant.records.get("customer", other["id"])
+    saved = post_form(signed_in, h, path, {**data, "version": str(fresh["version"]), "confirm_duplicates": "1"})
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    assert tenant.records.get("customer", other["id"])["name"] == "星河科技（北京）"
+
+
+def test_r14_out_of_scope_match_shows_only_its_department(app, h, tenant, existing):
+    add_user(tenant, h, "zhao.rep", ["rep"], department="sales_east", display_name="赵外勤")
+    rep = client_for(app, h, "zhao.rep")
+    resp = post_form(rep, h, "/e/customer/new", NEW)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 409
+    panel = html[html.index("dup-panel"):html.index('id="record-form"')]
+    assert "已存在匹配的记录，归属部门：销售部" in panel
+    assert EXISTING not in html and f'/e/customer/{existing["id"]}' not in html
+    assert "第4次沟通" not in html and "李雷" not in panel and "13800138000" not in html
+    assert post_form(rep, h, "/e/customer/new", {**NEW, "confirm_duplicates": "1"}).status_code == 302
+
+
+def test_r14_prompt_in_english(signed_in, h, tenant, existing):
+    with signed_in.session_transaction() as s:
+        s["lang"] = "en"
+    html = post_form(signed_in, h, "/e/customer/new", NEW).get_data(as_text=True)
+    assert "This may already exist" in html and "Not a duplicate — save anyway" in html
