@@ -88,6 +88,9 @@ def create_app(tenant_or_config_path, db_url: str | None = None, config: dict | 
 
     app.register_blueprint(sharing.bp)
     app.register_blueprint(admin.bp)
+    from . import dedup
+
+    app.register_blueprint(dedup.bp)
     from .api import bp as api_bp  # JSON API v1, owned by web/api.py
     app.register_blueprint(api_bp)
 

@@ -414,6 +414,27 @@ def delete_record(entity, rid):
     return "", 204
 
 
+@bp.post("/<entity>/merge", endpoint="merge")
+def merge_records(entity):
+    """Merge duplicates (R20): {"survivor": id, "merged": [ids], "choices": {field: record id}}."""
+    from engine.dedup.merge import merge
+
+    ent = entity_or_404(entity)
+    no_query_params()
+    body = json_body()
+    unknown = sorted(set(body) - {"survivor", "merged", "choices"})
+    if unknown:
+        raise ApiError(400, f"unknown key(s) in the body: {', '.join(unknown)}")
+    if "survivor" not in body or not isinstance(body.get("merged"), list):
+        raise ApiError(400, 'give "survivor" (a record id) and "merged" (a list of record ids)')
+    choices = body.get("choices") or {}
+    if not isinstance(choices, dict):
+        raise ApiError(400, '"choices" must map field names to record ids')
+    result = merge(tenant(), ent, body["survivor"], body["merged"], choices, me(), locale=api_locale())
+    return jsonify({"survivor": service().to_json(ent, result["survivor"]), "merged": result["merged"],
+                    "moved": result["moved"]})
+
+
 @bp.get("/<entity>/<int:rid>/history", endpoint="history")
 def record_history(entity, rid):
     ent = entity_or_404(entity)
