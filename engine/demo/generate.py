@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from faker import Faker
 
-from ..errors import ValidationFailed
+from ..errors import DuplicatesFound, ValidationFailed
 from ..metadata.model import Entity
 
 ATTEMPTS = 8
@@ -106,7 +106,11 @@ class DemoGenerator:
         values = self.values(entity)
         for attempt in range(ATTEMPTS):
             try:
-                rec = self.tenant.records.create(entity.name, values)
+                # faker's names repeat; after a few redraws a near-duplicate is kept, as in real data
+                rec = self.tenant.records.create(entity.name, values, confirm_duplicates=attempt >= 3)
+            except DuplicatesFound:
+                values = self.values(entity)
+                continue
             except ValidationFailed as exc:
                 bad = {k.split(".")[0] for k in exc.errors}
                 if "_record" in bad:
