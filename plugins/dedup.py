@@ -60,17 +60,17 @@ def formwork_records_before_write_many(tenant, entity, rows, user, connection, o
 def formwork_records_after_create(tenant, entity, record, user, connection) -> None:
     rules = rules_for(entity)
     if rules:
-        DedupIndex(tenant).add(connection, entity, [record], rules)
+        DedupIndex.for_tenant(tenant).add(connection, entity, [record], rules)
 
 
 @hookimpl
 def formwork_records_after_update(tenant, entity, record, old, changes, user, connection) -> None:
     rules = [r for r in rules_for(entity) if r.involves(changes)]
     if rules:
-        DedupIndex(tenant).replace(connection, entity, record, rules)
+        DedupIndex.for_tenant(tenant).replace(connection, entity, record, rules)
 
 
 @hookimpl
 def formwork_records_after_delete(tenant, entity, record, user, connection) -> None:
     if rules_for(entity):
-        DedupIndex(tenant).remove(connection, entity.name, [record["id"]])
+        DedupIndex.for_tenant(tenant).remove(connection, entity.name, [record["id"]])

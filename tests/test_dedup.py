@@ -17,7 +17,7 @@ from engine.dedup.check import find_duplicates
 from engine.dedup.index import DedupIndex, in_memory_matches
 from engine.dedup.keys import fuzzy_keys, shared_bound, size_range
 from engine.dedup.merge import merge
-from engine.dedup.normalize import company_name, email, phone, text
+from engine.dedup.normalize import company_name, email, phone, readable, text
 from engine.dedup.rules import rules_for
 from engine.dedup.scan import scan
 from engine.errors import BadRequest, DuplicatesFound, NotFound
@@ -38,9 +38,20 @@ CLOUD = "北京云帆科技有限公司"
 # --- normalisers and bounds (no database) -----------------------------------------------------------
 
 def test_r20_company_name_seed_cases_match():
-    assert company_name(STAR) == company_name(STAR_BRACKET) == company_name(STAR_SHORT) == "星河科技"
-    assert company_name("星河科技（北京）有限公司") == "星河科技"          # full-width brackets
+    assert company_name(STAR) == company_name(STAR_BRACKET) == company_name(STAR_SHORT)
+    assert readable(company_name(STAR)) == "星河‹科技›"
+    assert company_name("星河科技（北京）有限公司") == company_name(STAR)  # full-width brackets
     assert fuzz.ratio(company_name(STAR), company_name(STAR_BRACKET)) >= 80
+
+
+def test_r20_industry_words_weigh_one_symbol():
+    def score(a, b):
+        return fuzz.ratio(company_name(a), company_name(b))
+
+    assert score("星河科技有限公司", "星河网络科技有限公司") >= 80     # same 字号, related industry
+    assert score("星河科技有限公司", "星河") >= 80                     # the short name
+    assert score("雷四房地产开发有限公司", "雷快木房地产开发有限公司") < 80  # only the industry in common
+    assert score("Star River Technology Co., Ltd.", "Star River Tech Ltd") == 100
 
 
 def test_r20_unrelated_companies_sharing_city_and_legal_form_do_not_match():
@@ -49,18 +60,19 @@ def test_r20_unrelated_companies_sharing_city_and_legal_form_do_not_match():
 
 
 @pytest.mark.parametrize("raw, expected", [
-    ("广东省深圳市腾讯计算机系统有限公司", "腾讯计算机系统"),
-    ("星河科技有限公司北京分公司", "星河科技"),
-    ("中国星河科技集团股份有限公司", "星河科技"),
+    ("广东省深圳市腾讯计算机系统有限公司", "腾讯计算机‹系统›"),
+    ("星河科技有限公司北京分公司", "星河‹科技›"),
+    ("中国星河科技集团股份有限公司", "星河‹科技›"),
     ("星河(集团)有限公司", "星河"),
-    ("Star River Technology Co., Ltd.", "starrivertechnology"),
+    ("Star River Technology Co., Ltd.", "starriver‹technology›"),
     ("Siemens (China) Co., Ltd.", "siemens"),
-    ("ＡＢＣ Trading Inc.", "abctrading"),
-    ("北京银行", "北京银行"),             # a city is kept when too little would remain
-    ("北京金华信息技术有限公司", "金华信息技术"),  # only one place after a municipality
+    ("ＡＢＣ Trading Inc.", "abc‹trading›"),
+    ("北京银行", "北京‹银行›"),             # a city is kept when too little would remain
+    ("北京金华信息技术有限公司", "金华‹信息›‹技术›"),  # only one place after a municipality
+    ("上海华盛皮革制品有限公司", "华盛皮革制品"),        # words it does not know stay as they are
 ])
 def test_r20_company_name_normaliser(raw, expected):
-    assert company_name(raw) == expected
+    assert readable(company_name(raw)) == expected
 
 
 def test_r13_phone_email_text_normalisers():
@@ -96,6 +108,14 @@ def test_shared_key_bound_never_excludes_a_match():
     assert checked > 10000
 
 
+def test_values_one_edit_apart_always_meet_through_extra_keys():
+    from engine.dedup.keys import extra_keys, probe_keys
+
+    for query, stored in [("欣花卉园艺", "雅花卉园艺"), ("欣花卉园艺", "欣花卉园艺苑"), ("花卉园艺", "欣花卉园艺"),
+                          ("欣花卉园艺", "花卉园艺"), ("欣花卉园艺", "欣花卉园艺")]:
+        assert set(probe_keys(query, 80)) & set(extra_keys(stored)), (query, stored)
+
+
 def test_in_memory_matches_equal_brute_force():
     from engine.dedup.rules import DedupRule
 
@@ -107,6 +127,13 @@ def test_in_memory_matches_equal_brute_force():
     for i, v in enumerate(values):
         brute = {j for j in range(i) if fuzz.ratio(v, values[j]) >= 80}
         assert {j for j, _ in found[i]} == brute
+    # every pair key "common" (skipped): values one edit apart still meet through the extra keys
+    from rapidfuzz.distance import Levenshtein
+
+    found = in_memory_matches(rule, values, max_posting=0)
+    for i, v in enumerate(values):
+        near = {j for j in range(i) if fuzz.ratio(v, values[j]) >= 80 and Levenshtein.distance(v, values[j]) <= 1}
+        assert near <= {j for j, _ in found[i]}
 
 
 # --- the database ------------------------------------------------------------------------------------
@@ -321,23 +348,30 @@ def test_r14_index_rebuilds_itself_when_missing_or_rule_changed(org):
 
 def test_r14_common_keys_are_skipped_without_losing_matches(org):
     t, u = org
-    rows = [{"name": f"北京{a}{b}科技有限公司"} for a in "甲乙丙丁戊己庚辛壬癸" for b in "子丑寅卯辰巳午未申酉"]
-    t.records.create_many("customer", rows)
-    idx = DedupIndex(t, max_posting=20)  # "科技" is in every one of the 100 names
+    rows = [{"name": f"北京{a}{b}皮革制品有限公司"} for a in "甲乙丙丁戊己庚辛壬癸" for b in "子丑寅卯辰巳午未申酉"]
+    rows.append({"name": "吉林皮革制品有限公司"})  # its 字号 is a place: it normalises to the industry alone
+    t.records.create_many("customer", rows, confirm_duplicates=True)  # 甲子… and 甲丑… score 83
+    idx = DedupIndex(t, max_posting=20)  # "皮革" is in every one of the 101 names
     rule = [r for r in idx.rules(t.model.entity("customer")) if r.match == "fuzzy"][0]
     with t.write() as conn:
-        assert idx._common(conn, rule, ["科技", "甲子"]) == {"科技"}
-        hits = idx.lookup(conn, rule, company_name("甲子科技"))
-        assert [score for _, score in hits] == [100.0]
-        many = idx.lookup_many(conn, rule, [company_name("甲子科技"), company_name("乙丑科技股份有限公司")])
-    assert [len(x) for x in many] == [1, 1]
+        assert idx._common(conn, rule, ["皮革", "甲子"]) == {"皮革"}
+        stored = dict(idx.stored_values(conn, rule).all())
+        queries = [company_name("甲子皮革制品"), company_name("乙丑皮革制品股份有限公司")]
+        brute = [{rid for rid, v in stored.items() if fuzz.ratio(q, v) >= 80} for q in queries]
+        stats: dict = {}
+        hits = idx.lookup(conn, rule, queries[0], stats=stats)
+        many = idx.lookup_many(conn, rule, queries)
+    assert {rid for rid, _ in hits} == brute[0] and len(brute[0]) == 20  # 19 one 字号 character apart …
+    assert sorted(s for _, s in hits)[0] == 80.0                         # … and, by probe, 皮革制品 itself
+    assert stats["skipped"] >= 5 and stats["scored"] <= 30
+    assert [{rid for rid, _ in x} for x in many] == brute
 
 
 def test_r20_scan_lists_clusters_with_scores(org):
     t, u = org
     a = customer(t, STAR, mobile="13800000001")
     b = customer(t, STAR_BRACKET, confirm_duplicates=True)
-    c = customer(t, "云帆", mobile="+86 138 0000 0001", confirm_duplicates=True)
+    c = customer(t, "无关实业", mobile="+86 138 0000 0001", confirm_duplicates=True)
     customer(t, CLOUD)
     clusters = scan(t, "customer")
     assert len(clusters) == 1

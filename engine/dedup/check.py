@@ -55,7 +55,7 @@ def _connection(tenant, connection):
     if connection is not None:
         yield connection
     else:
-        with tenant.db.begin() as conn:
+        with tenant.write() as conn:  # ensure() may have to (re)build the index
             yield conn
 
 
@@ -76,7 +76,7 @@ def find_duplicates(tenant, entity, record: dict, old: dict | None = None, user=
     """
     if isinstance(entity, str):
         entity = tenant.model.entity(entity)
-    index = index or DedupIndex(tenant)
+    index = index or DedupIndex.for_tenant(tenant)
     rules = changed_rules(index.rules(entity), record, old)
     if not rules:
         return []
@@ -96,8 +96,14 @@ def find_duplicates(tenant, entity, record: dict, old: dict | None = None, user=
 
 
 def check_write(tenant, entity, record: dict, old: dict | None, user, connection, locale: str | None) -> None:
-    """Raise DuplicatesFound when `record` duplicates stored records (what the plugin's hook runs)."""
-    matches = find_duplicates(tenant, entity, record, old, user, connection, locale)
+    """Raise DuplicatesFound when `record` duplicates stored records (what the plugin's hook runs).
+
+    Runs in the write transaction, which then holds the entity's dedup lock until it commits."""
+    index = DedupIndex.for_tenant(tenant)
+    if not changed_rules(index.rules(entity), record, old):
+        return
+    index.serialize(connection, entity)
+    matches = find_duplicates(tenant, entity, record, old, user, connection, locale, index=index)
     if matches:
         raise DuplicatesFound(refusal_message(matches, locale), matches, entity.name)
 
@@ -201,12 +207,13 @@ def find_duplicates_many(tenant, entity, rows: list[tuple[int, dict]], user=None
     (``{"row": n, "score", "matched_on"}``). Rows without matches are left out."""
     if isinstance(entity, str):
         entity = tenant.model.entity(entity)
-    index = index or DedupIndex(tenant)
+    index = index or DedupIndex.for_tenant(tenant)
     rules = index.rules(entity)
     if not rules or not rows:
         return {}
     out: dict[int, list[dict]] = {}
     with _connection(tenant, connection) as conn:
+        index.serialize(conn, entity)
         index.ensure(conn, entity)
         db_hits: dict[int, dict[int, list]] = {}
         row_hits: dict[int, dict[int, list]] = {}

@@ -50,10 +50,10 @@ def import_rows(tenant, entity_name: str, rows: list[dict], user=None, on_duplic
     outcome = ImportOutcome()
     with tenant.write() as conn:
         prepared = _prepare(records, entity, rows, conn, loc)
-        found = find_duplicates_many(tenant, entity, prepared, user, conn, loc, index=DedupIndex(tenant))
+        found = find_duplicates_many(tenant, entity, prepared, user, conn, loc, index=DedupIndex.for_tenant(tenant))
         leave_out: set[int] = set()
         errors: list[RowError] = []
-        fuzzy_fields = {f for r in DedupIndex(tenant).rules(entity) if r.match == "fuzzy" for f in r.fields}
+        fuzzy_fields = {f for r in DedupIndex.for_tenant(tenant).rules(entity) if r.match == "fuzzy" for f in r.fields}
         for n, matches in sorted(found.items()):
             target = next((m for m in matches if m.get("visible") and m.get("id")), None)
             if on_duplicate == "update" and target is not None:

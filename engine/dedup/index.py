@@ -15,6 +15,7 @@ Plain SQL on both SQLite and PostgreSQL (no pg_trgm), so both give the same cand
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Iterable
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 from rapidfuzz import fuzz
 
 from ..tenant import phone_region
-from .keys import exact_key, fuzzy_keys, shared_bound, size_range
+from .keys import exact_key, extra_keys, fuzzy_keys, probe_keys, shared_bound, size_range
 from .normalize import NormalizeContext, collect_normalizers
 from .rules import DedupRule, raw_text, rules_for
 
@@ -31,10 +32,45 @@ from .rules import DedupRule, raw_text, rules_for
 MAX_POSTING = 1000
 CHUNK = 500
 REBUILD_CHUNK = 5000
+MAX_REMEMBERED = 500_000      # posting lengths remembered per rule (a few dozen MB at most)
+POSTING_TTL = 600.0           # seconds
+
+# The hot path as fixed-shape SQL (no expression building per check); identifiers quoted for both
+# SQLite and PostgreSQL. Keys and sizes are bound parameters.
+_LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(:k)")
+_STATE_SQL = sa.text('SELECT "rule", signature FROM fw_dedup_state WHERE entity = :e')
+_EXACT_SQL = sa.text('SELECT record_id FROM fw_dedup_keys WHERE entity = :e AND "rule" = :r AND "key" = :k')
+_COMMON_PART = ('SELECT {i} AS i, count(*) AS n FROM (SELECT 1 AS one FROM fw_dedup_keys '
+                'WHERE entity = :e AND "rule" = :r AND "key" = :k{i} LIMIT :lim) AS p{i}')
+_CANDIDATES_SQL = (
+    'SELECT c.record_id, v."value" FROM ('
+    'SELECT record_id FROM ('
+    'SELECT record_id, "size" AS sz, count(*) AS n FROM fw_dedup_keys '
+    'WHERE entity = :e AND "rule" = :r AND "key" IN ({keys}) AND "size" BETWEEN :lo AND :hi '
+    'GROUP BY record_id, "size") AS g WHERE g.n >= CASE g.sz {case} ELSE :never END '
+    'UNION SELECT record_id FROM fw_dedup_keys '
+    'WHERE entity = :e AND "rule" = :r AND "key" IN ({wholes}) AND "size" < 0) AS c '
+    'JOIN fw_dedup_values AS v ON v.entity = :e AND v."rule" = :r AND v.record_id = c.record_id '
+    'WHERE c.record_id <> :ex')
+
+
+PM_NAME = "formwork-dedup-index"
 
 
 class DedupIndex:
-    """Index maintenance and candidate lookup for one tenant (cheap to create; holds no data)."""
+    """Index maintenance and candidate lookup for one tenant (holds no records; see for_tenant)."""
+
+    @classmethod
+    def for_tenant(cls, tenant) -> "DedupIndex":
+        """The tenant's own instance, kept on its plugin manager (so it lives and dies with the tenant)."""
+        index = tenant.pm.get_plugin(PM_NAME)
+        if index is None:
+            index = cls(tenant)
+            if tenant.pm.get_plugin(PM_NAME) is None:
+                tenant.pm.register(index, name=PM_NAME)
+            else:
+                index = tenant.pm.get_plugin(PM_NAME)
+        return index
 
     def __init__(self, tenant, max_posting: int = MAX_POSTING):
         self.tenant = tenant
@@ -47,6 +83,18 @@ class DedupIndex:
         self.normalizers = collect_normalizers(tenant.pm)
         locale = self.model.tenant.locale
         self.ctx = NormalizeContext(region=phone_region(locale), locale=locale)
+        self._sql: dict[tuple, sa.TextClause] = {}   # statement shapes, built once
+        # Posting-list lengths seen recently, per rule definition: {key: (length capped at
+        # max_posting + 1, when counted)}. They only decide which keys are skipped as common, which
+        # changes the work a lookup does, never whether a candidate above the bound is found, except
+        # for a key skipped while it was common; so they are remembered for a while.
+        self._postings: dict[str, dict[str, tuple[int, float]]] = {}
+
+    def _text(self, shape: tuple, build) -> sa.TextClause:
+        sql = self._sql.get(shape)
+        if sql is None:
+            sql = self._sql.setdefault(shape, sa.text(build()))
+        return sql
 
     # --- values and keys ----------------------------------------------------------------------
 
@@ -71,6 +119,7 @@ class DedupIndex:
         if rule.match == "fuzzy":
             size = len(value)
             keys = [{**base, "key": k, "size": size} for k in fuzzy_keys(value)]
+            keys.extend({**base, "key": k, "size": -1} for k in extra_keys(value))
             return keys, {**base, "value": value}
         return [{**base, "key": exact_key(value), "size": 0}], None
 
@@ -115,8 +164,7 @@ class DedupIndex:
     def stale_rules(self, conn, entity) -> tuple[list[DedupRule], list[str]]:
         """(rules whose index is missing or out of date, rule ids indexed but no longer configured)."""
         rules = self.rules(entity)
-        built = {r.rule: r.signature for r in conn.execute(
-            sa.select(self.state.c.rule, self.state.c.signature).where(self.state.c.entity == entity.name))}
+        built = dict(conn.execute(_STATE_SQL, {"e": entity.name}).all())
         stale = [r for r in rules if built.get(r.id) != r.signature]
         current = {r.id for r in rules}
         gone = [rid for rid in built if rid not in current]
@@ -137,6 +185,13 @@ class DedupIndex:
             self.rebuild(conn, entity, stale)
         return stale
 
+    def serialize(self, conn, entity) -> None:
+        """Hold a per-entity lock until commit so that check-then-insert is atomic: two people saving
+        the same new company at once get one record and one prompt. SQLite writers are serialised
+        already (BEGIN IMMEDIATE); PostgreSQL takes a transaction-scoped advisory lock."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(_LOCK_SQL, {"k": _lock_key("write:" + entity.name)})
+
     def _drop_rules(self, conn, entity_name: str, rule_ids: list[str]) -> None:
         for table in (self.keys, self.values, self.state):
             if rule_ids:
@@ -147,6 +202,8 @@ class DedupIndex:
         rules = self.rules(entity) if rules is None else rules
         stale, gone = self.stale_rules(conn, entity)
         self._drop_rules(conn, entity.name, gone + [r.id for r in rules])
+        for r in rules:
+            self._postings.pop(r.signature, None)
         if not rules:
             return 0
         t = self.tenant.schema.table(entity)
@@ -182,37 +239,68 @@ class DedupIndex:
     def _where(self, table, rule: DedupRule):
         return (table.c.entity == rule.entity, table.c.rule == rule.id)
 
-    def lookup(self, conn, rule: DedupRule, value: str, exclude: int | None = None) -> list[tuple[int, float]]:
-        """[(record id, score)] of stored records that match `value` (already normalised) under `rule`."""
+    def lookup(self, conn, rule: DedupRule, value: str, exclude: int | None = None,
+               stats: dict | None = None) -> list[tuple[int, float]]:
+        """[(record id, score)] of stored records that match `value` (already normalised) under `rule`.
+
+        Two queries: which of the value's keys are common (skipped), then — in one statement — the
+        records sharing enough usable keys for their length (the bounds of engine/dedup/keys.py)
+        with their normalised values, which rapidfuzz then scores. `stats`, when given, receives
+        counts for benchmarks (keys, skipped keys, candidates scored)."""
+        params = {"e": rule.entity, "r": rule.id}
         if rule.match != "fuzzy":
-            stmt = sa.select(self.keys.c.record_id).where(*self._where(self.keys, rule),
-                                                          self.keys.c.key == exact_key(value))
-            return [(rid, 100.0) for (rid,) in conn.execute(stmt) if rid != exclude]
+            rows = conn.execute(_EXACT_SQL, {**params, "k": exact_key(value)})
+            return [(rid, 100.0) for (rid,) in rows if rid != exclude]
         keys = sorted(fuzzy_keys(value))
         common = self._common(conn, rule, keys)
-        usable = [k for k in keys if k not in common]
-        if not usable:
-            return []
+        usable = [k for k in keys if k not in common] or [""]   # "" is no key: keeps the SQL valid
+        wholes = probe_keys(value, rule.threshold)
+        if stats is not None:
+            stats.update(keys=len(keys), skipped=len(common), probes=len(wholes), scored=0)
         lo, hi = size_range(len(value), rule.threshold)
-        k = self.keys
-        stmt = (sa.select(k.c.record_id, k.c.size, sa.func.count())
-                .where(*self._where(k, rule), k.c.key.in_(usable), k.c.size.between(lo, hi))
-                .group_by(k.c.record_id, k.c.size))
-        candidates = self._filter(conn.execute(stmt), value, rule.threshold, len(common), exclude)
-        return self._score(conn, rule, value, candidates)
+        needs = {}
+        for size in range(lo, hi + 1):
+            need = shared_bound(value, size, rule.threshold)
+            if need is not None:
+                needs[size] = max(1, need - len(common))
+        if not needs:
+            return []
+        lo, hi = min(needs), max(needs)
+        params.update({f"k{i}": k for i, k in enumerate(usable)})
+        params.update({f"w{i}": k for i, k in enumerate(wholes)})
+        params.update({f"s{size}": size for size in needs}, **{f"n{size}": n for size, n in needs.items()})
+        params.update(lo=lo, hi=hi, ex=-1 if exclude is None else exclude, never=10 ** 6)
+        sizes = tuple(needs)
+        sql = self._text(("candidates", len(usable), len(wholes), sizes), lambda: _CANDIDATES_SQL.format(
+            keys=", ".join(f":k{i}" for i in range(len(usable))),
+            wholes=", ".join(f":w{i}" for i in range(len(wholes))),
+            case=" ".join(f"WHEN :s{size} THEN :n{size}" for size in sizes)))
+        rows = conn.execute(sql, params).all()
+        if stats is not None:
+            stats["scored"] = len(rows)
+        out = []
+        for rid, other in rows:
+            score = fuzz.ratio(value, other, score_cutoff=rule.threshold)
+            if score:
+                out.append((rid, round(score, 1)))
+        return out
 
     def _common(self, conn, rule: DedupRule, keys: list[str]) -> set[str]:
         """The keys whose posting list is longer than max_posting (counting stops there)."""
-        if not keys:
-            return set()
-        k = self.keys
-        parts = []
-        for i, key in enumerate(keys):
-            sub = (sa.select(k.c.record_id).where(*self._where(k, rule), k.c.key == key)
-                   .limit(self.max_posting + 1).subquery())
-            parts.append(sa.select(sa.literal(i).label("i"), sa.func.count().label("n")).select_from(sub))
-        stmt = parts[0] if len(parts) == 1 else sa.union_all(*parts)
-        return {keys[i] for i, n in conn.execute(stmt) if n > self.max_posting}
+        seen = self._postings.setdefault(rule.signature, {})
+        now = time.monotonic()
+        fresh = {k: seen[k][0] for k in keys if k in seen and now - seen[k][1] < POSTING_TTL}
+        todo = [k for k in keys if k not in fresh]
+        if todo:
+            params = {"e": rule.entity, "r": rule.id, "lim": self.max_posting + 1}
+            params.update({f"k{i}": k for i, k in enumerate(todo)})
+            sql = self._text(("common", len(todo)),
+                             lambda: " UNION ALL ".join(_COMMON_PART.format(i=i) for i in range(len(todo))))
+            for i, n in conn.execute(sql, params):
+                fresh[todo[i]] = n
+                if len(seen) < MAX_REMEMBERED:
+                    seen[todo[i]] = (n, now)
+        return {k for k, n in fresh.items() if n > self.max_posting}
 
     @staticmethod
     def _filter(rows, value: str, threshold: float, skipped: int, exclude) -> list[int]:
@@ -227,18 +315,6 @@ class DedupIndex:
             need = needs[size]
             if need is not None and n >= need:
                 out.append(rid)
-        return out
-
-    def _score(self, conn, rule: DedupRule, value: str, ids: list[int]) -> list[tuple[int, float]]:
-        out = []
-        v = self.values
-        for i in range(0, len(ids), CHUNK):
-            stmt = sa.select(v.c.record_id, v.c.value).where(*self._where(v, rule),
-                                                             v.c.record_id.in_(ids[i:i + CHUNK]))
-            for rid, other in conn.execute(stmt):
-                score = fuzz.ratio(value, other, score_cutoff=rule.threshold)
-                if score:
-                    out.append((rid, round(score, 1)))
         return out
 
     def lookup_many(self, conn, rule: DedupRule, values: list[str | None]) -> list[list[tuple[int, float]]]:
@@ -265,15 +341,25 @@ class DedupIndex:
                     .group_by(k.c.key))
             counts.update(dict(conn.execute(stmt).all()))
         usable = [key for key in all_keys if 0 < counts[key] <= self.max_posting]
+        # (whole-value keys have size -1 and are never among these: sizes are filtered below)
         postings: dict[str, list[tuple[int, int]]] = {}
         for c in range(0, len(usable), CHUNK):
             stmt = sa.select(k.c.key, k.c.record_id, k.c.size).where(*self._where(k, rule),
                                                                      k.c.key.in_(usable[c:c + CHUNK]))
             for key, rid, size in conn.execute(stmt):
-                postings.setdefault(key, []).append((rid, size))
+                if size >= 0:
+                    postings.setdefault(key, []).append((rid, size))
+        probe_sets = [probe_keys(v, rule.threshold) if v is not None else [] for v in values]
+        all_probes = sorted(set().union(*probe_sets)) if probe_sets else []
+        whole: dict[str, list[int]] = {}
+        for c in range(0, len(all_probes), CHUNK):
+            stmt = sa.select(k.c.key, k.c.record_id).where(*self._where(k, rule), k.c.size < 0,
+                                                           k.c.key.in_(all_probes[c:c + CHUNK]))
+            for key, rid in conn.execute(stmt):
+                whole.setdefault(key, []).append(rid)
         wanted_ids: set[int] = set()
         per_row: list[list[int]] = []
-        for value, keys in zip(values, keysets):
+        for value, keys, row_probes in zip(values, keysets, probe_sets):
             if value is None:
                 per_row.append([])
                 continue
@@ -286,6 +372,7 @@ class DedupIndex:
                         shared[(rid, size)] += 1
             ids = self._filter(((rid, size, n) for (rid, size), n in shared.items()), value, rule.threshold,
                                skipped, None)
+            ids = list(dict.fromkeys(ids + [rid for key in row_probes for rid in whole.get(key, ())]))
             per_row.append(ids)
             wanted_ids.update(ids)
         stored = self._values(conn, rule, sorted(wanted_ids))
@@ -327,10 +414,12 @@ def in_memory_matches(rule: DedupRule, values: list[str | None], max_posting: in
             first.setdefault(value, []).append(i)
         return out
     postings: dict[str, list[int]] = {}
+    extras: dict[str, list[int]] = {}
     for i, value in enumerate(values):
         if value is None:
             continue
         keys = fuzzy_keys(value)
+        probed = {j for p in probe_keys(value, rule.threshold) for j in extras.get(p, ())}
         lo, hi = size_range(len(value), rule.threshold)
         skipped = sum(1 for key in keys if len(postings.get(key, ())) > max_posting)
         shared: Counter = Counter()
@@ -341,12 +430,17 @@ def in_memory_matches(rule: DedupRule, values: list[str | None], max_posting: in
             for j in plist:
                 if lo <= len(values[j]) <= hi:
                     shared[j] += 1
+        candidates = set(probed)
         for j, n in shared.items():
             need = shared_bound(value, len(values[j]), rule.threshold)
             if need is not None and n >= max(1, need - skipped):
-                score = fuzz.ratio(value, values[j], score_cutoff=rule.threshold)
-                if score:
-                    out[i].append((j, round(score, 1)))
+                candidates.add(j)
+        for j in sorted(candidates):
+            score = fuzz.ratio(value, values[j], score_cutoff=rule.threshold)
+            if score:
+                out[i].append((j, round(score, 1)))
         for key in keys:
             postings.setdefault(key, []).append(i)
+        for key in extra_keys(value):
+            extras.setdefault(key, []).append(i)
     return out

@@ -1,30 +1,44 @@
 """Blocking keys and the bounds that decide which candidates can still reach a fuzzy threshold.
 
 Scoring is ``rapidfuzz.fuzz.ratio`` on normalised values: 100 · 2·LCS / (|a| + |b|), where LCS is the
-longest common subsequence (the Indel similarity). Keys are the distinct q-grams of a normalised
-value: character bigrams (q = 2) when it holds any CJK character, trigrams (q = 3) otherwise; a value
-shorter than q is its own single key.
+longest common subsequence (the Indel similarity).
 
-Two bounds follow from the score's definition, for a query a and a threshold t:
+Keys are, for a value holding any CJK character, its distinct ordered character pairs at most
+``WINDOW`` (3) positions apart — "雷四房地" gives 雷四 雷房 雷地 四房 四地 房地 — and otherwise its distinct
+trigrams; a value shorter than that is its own single key. Pairs survive a substituted or inserted
+character between them (雷四房… and 雷五房… share 雷房), which contiguous bigrams do not.
+
+Bounds, for a query a and a threshold t (and ratio ≥ t ⇔ LCS ≥ L = ⌈t·(|a|+|b|)/200⌉):
 
 - length: ratio ≤ 200·min(|a|,|b|)/(|a|+|b|), so |b| ∈ [⌈|a|·t/(200−t)⌉, ⌊|a|·(200−t)/t⌋];
-- shared grams: ratio ≥ t needs LCS ≥ L = ⌈t·(|a|+|b|)/200⌉. Turning a into b then deletes
-  |a|−L characters of a (each destroys at most q of a's q-grams) and inserts |b|−L characters
-  (each insertion point destroys at most q−1), so at least
-  (|a|−q+1) − q·(|a|−L) − (q−1)·min(|b|−L, L−1) of a's grams survive intact in b. Counting distinct
-  keys instead of gram occurrences loses at most a's repeated grams, which are subtracted.
+- pairs (CJK): the L−1 pairs of consecutive LCS characters are keys of both values unless the
+  characters lie more than WINDOW apart in a or in b; that takes WINDOW unmatched characters
+  between them, so at most ⌊(|a|−L)/W⌋ + ⌊(|b|−L)/W⌋ are lost and at least
+  (L−1) − ⌊(|a|−L)/W⌋ − ⌊(|b|−L)/W⌋ keys are shared;
+- trigrams (other text): deleting a character destroys at most 3 of a's trigrams and an insertion
+  point at most 2, so at least (|a|−2) − 3·(|a|−L) − 2·min(|b|−L, L−1) are shared.
 
-A candidate whose length or number of shared keys is below these bounds cannot score ≥ t, so it is
-never fetched. Keys shared by very many records ("科技") are skipped for speed; each skipped query
-key lowers the shared-key bound by one, so recall is lost only for a candidate that shares nothing
-but skipped keys with the query (measured in bench/dedup.py).
+Counting distinct keys instead of occurrences loses at most a's repeated keys, which are subtracted.
+A candidate below these bounds cannot score ≥ t and is never fetched. Keys shared by very many
+records (the pairs of an industry word the normaliser does not know, such as 灯饰) are skipped for
+speed; each skipped query key lowers the bound by one. Extra keys close the gap for short values:
+a shorter candidate that must be a subsequence of the query is looked up whole (probes()), and
+values one edit apart meet through their one-character deletions (extra_keys()). Recall is lost
+only for a candidate more than one edit away that shares nothing but skipped keys with the query
+(measured in bench/dedup.py).
 """
 from __future__ import annotations
 
 import hashlib
 import math
+from itertools import combinations
 
 MAX_KEY = 200
+# Prefixes of the extra keys (stored with size -1) so they never equal a pair or trigram key.
+WHOLE = "\x1e"       # the whole normalised value
+DELETED = "\x1d"     # the value with one character deleted
+MAX_PROBES = 256
+MAX_DELETE_LEN = 8   # values up to this long also file their one-character deletions
 
 
 def is_cjk(ch: str) -> bool:
@@ -33,16 +47,29 @@ def is_cjk(ch: str) -> bool:
             or 0x3040 <= o <= 0x30FF or 0xAC00 <= o <= 0xD7AF)
 
 
-def gram_size(value: str) -> int:
-    return 2 if any(is_cjk(ch) for ch in value) else 3
+WINDOW = 3
+
+
+def uses_pairs(value: str) -> bool:
+    """CJK values are keyed by character pairs, others by trigrams."""
+    return any(is_cjk(ch) for ch in value)
+
+
+def _pairs(value: str) -> list[str]:
+    n = len(value)
+    return [value[i] + value[j] for i in range(n) for j in range(i + 1, min(n, i + WINDOW + 1))]
+
+
+def _trigrams(value: str) -> list[str]:
+    return [value[i:i + 3] for i in range(len(value) - 2)]
 
 
 def grams(value: str) -> list[str]:
-    """All q-grams of `value` in order (with repeats); the value itself when shorter than q."""
-    q = gram_size(value)
-    if len(value) < q:
-        return [value] if value else []
-    return [value[i:i + q] for i in range(len(value) - q + 1)]
+    """Every key occurrence of `value` (with repeats); the value itself when too short for one."""
+    if not value:
+        return []
+    out = _pairs(value) if uses_pairs(value) else _trigrams(value)
+    return out or [value]
 
 
 def fuzzy_keys(value: str) -> set[str]:
@@ -54,6 +81,56 @@ def exact_key(value: str) -> str:
     if len(value) <= MAX_KEY:
         return value
     return "sha1:" + hashlib.sha1(value.encode("utf-8")).hexdigest()
+
+
+def whole_key(value: str) -> str:
+    """The key under which a fuzzy rule also files each value whole (for subsequence probes)."""
+    return exact_key(WHOLE + value)
+
+
+def deletions(value: str) -> set[str]:
+    return {value[:i] + value[i + 1:] for i in range(len(value))} if len(value) > 1 else set()
+
+
+def extra_keys(value: str) -> list[str]:
+    """The keys a fuzzy rule files with size -1 beside the pairs/trigrams: the whole value and, for
+    short values, its one-character deletions (so values one edit apart always meet, however common
+    their other keys are: 欣花卉园艺 and 雅花卉园艺 both file 花卉园艺)."""
+    out = [whole_key(value)]
+    if len(value) <= MAX_DELETE_LEN:
+        out.extend(exact_key(DELETED + v) for v in sorted(deletions(value)))
+    return out
+
+
+def probe_keys(value: str, threshold: float) -> list[str]:
+    """Extra keys to look up for a query: the value itself (identical values), its subsequences that
+    a shorter candidate must equal (probes()), its deletions (one substitution away, against the
+    candidates' deletions) and itself against the candidates' deletions (one insertion away)."""
+    out = {whole_key(value), exact_key(DELETED + value)}
+    out.update(whole_key(p) for p in probes(value, threshold))
+    out.update(exact_key(DELETED + v) for v in deletions(value))
+    return sorted(out)
+
+
+def probes(value: str, threshold: float, limit: int = MAX_PROBES) -> list[str]:
+    """Shorter values that can only match by being a subsequence of `value`, to look up whole.
+
+    For a shorter b with L = |b| (ratio ≥ t needs every character of b in order in a), the candidates
+    are exactly a's subsequences of that length: enumerated, fewest deletions first, up to `limit`.
+    They catch a stored value that shares nothing but skipped keys with the query (e.g. a name that
+    normalised to its industry word alone).
+    """
+    la = len(value)
+    lo, _ = size_range(la, threshold)
+    out: dict[str, None] = {}
+    for lb in range(la - 1, lo - 1, -1):
+        if lb < 1 or min_lcs(la, lb, threshold) != lb:
+            continue
+        if math.comb(la, lb) + len(out) > limit:
+            break
+        for keep in combinations(range(la), lb):
+            out["".join(value[i] for i in keep)] = None
+    return list(out)
 
 
 def min_lcs(la: int, lb: int, threshold: float) -> int:
@@ -76,13 +153,17 @@ def shared_bound(value: str, lb: int, threshold: float) -> int | None:
     None when no candidate of that length can reach it; 0 when the bound gives no help.
     """
     la = len(value)
-    q = gram_size(value)
     L = min_lcs(la, lb, threshold)
     if L > min(la, lb):
         return None
-    if la < q:
-        return 1 if lb == la else 0
-    all_grams = la - q + 1
-    distinct = len(set(value[i:i + q] for i in range(all_grams)))
-    preserved = all_grams - q * (la - L) - (q - 1) * min(lb - L, max(L - 1, 0))
-    return max(0, preserved - (all_grams - distinct))
+    occurrences = grams(value)
+    repeated = len(occurrences) - len(set(occurrences))
+    if uses_pairs(value):
+        if la < 2:
+            return 1 if lb == la else 0
+        bound = (L - 1) - (la - L) // WINDOW - (lb - L) // WINDOW
+    else:
+        if la < 3:
+            return 1 if lb == la else 0
+        bound = (la - 2) - 3 * (la - L) - 2 * min(lb - L, max(L - 1, 0))
+    return max(0, bound - repeated)

@@ -7,9 +7,11 @@ a duplicate"). The built-in ones are registered by ``plugins/dedup.py`` through 
 - ``company_name``: NFKC (full-width → half-width), case-folded; bracketed place names, (中国)/(China)
   and (集团) dropped; English legal forms (Co., Ltd., Inc., Corp., LLC, GmbH …) and Chinese ones
   (股份有限公司, 有限责任公司, 有限公司, 集团, 分公司 …) stripped from the end; a leading province
-  and/or city (北京, 广东省深圳市 …) stripped when at least three characters remain; then every
-  character that is not a letter or digit removed. "北京星河科技有限公司", "星河科技(北京)有限公司"
-  and "北京星河科技" all become "星河科技".
+  and/or city (北京, 广东省深圳市 …) stripped when at least three characters remain; every
+  character that is not a letter or digit removed; then each industry or business word (科技, 网络,
+  房地产, 开发, trading, technology …) replaced by one symbol, so the 字号 decides the similarity.
+  "北京星河科技有限公司", "星河科技(北京)有限公司" and "北京星河科技" all become "星河" + the 科技
+  symbol.
 - ``phone``: E.164 (+8613800138000) with the tenant's default region; digits only when unparseable.
 - ``email``: NFKC, trimmed, case-folded.
 - ``text``: NFKC, case-folded, whitespace collapsed and trimmed.
@@ -63,6 +65,46 @@ EN_LEGAL_FORMS = ("co", "company", "corp", "corporation", "inc", "incorporated",
                   "group", "holdings", "holding")
 _EN_SUFFIX_RE = re.compile(rf"(?:^|[\s,.&/-]+)(?:{_alternation(EN_LEGAL_FORMS)})\.?[\s,.]*$")
 _EN_THE_RE = re.compile(r"^the\s+")
+
+# Industry and business words carry little identity: each becomes one symbol (a private-use
+# character), so similarity is decided by the 字号 — 星河网络科技 is close to 星河科技, while
+# 雷四房地产开发 and 雷快木房地产开发 no longer look alike merely for sharing 房地产开发.
+CN_INDUSTRY_WORDS = (
+    "人力资源", "互联网", "房地产", "新能源", "新材料", "供应链", "进出口", "自动化", "科技", "技术", "网络",
+    "信息", "电子", "软件", "数据", "智能", "数字", "通信", "通讯", "贸易", "商贸", "实业", "投资", "咨询", "管理",
+    "服务", "文化", "传播", "传媒", "广告", "物流", "运输", "建筑", "工程", "装饰", "设计", "机械", "设备", "制造",
+    "医疗", "器械", "医药", "生物", "健康", "环保", "环境", "能源", "餐饮", "酒店", "旅游", "教育", "培训", "电气",
+    "电力", "材料", "化工", "食品", "服装", "家居", "汽车", "地产", "开发", "物业", "企业", "发展", "国际", "农业",
+    "金融", "保险", "证券", "银行", "商务", "销售", "精密", "光电", "节能", "仪器", "印刷", "包装", "纺织", "矿业",
+    "置业", "租赁", "影视", "娱乐", "体育", "五金", "电器", "系统", "集成", "控制", "资产", "检测", "研究",
+)
+EN_INDUSTRY_WORDS = (  # synonyms share a symbol
+    ("technology", "technologies", "tech"), ("trading", "trade"), ("software",), ("network", "networks"),
+    ("information", "info"), ("electronics", "electronic"), ("international", "intl"),
+    ("industrial", "industries", "industry"), ("consulting", "consultancy"), ("services", "service"),
+    ("solutions", "solution"), ("systems", "system"), ("logistics",), ("investment", "investments"),
+    ("management",), ("development",), ("engineering",), ("manufacturing",),
+    ("pharmaceutical", "pharmaceuticals", "pharma"), ("medical",), ("media",), ("digital",), ("energy",),
+    ("foods", "food"), ("enterprise", "enterprises"),
+)
+TOKEN_BASE = 0xE000
+_CN_TOKENS = {w: chr(TOKEN_BASE + i) for i, w in enumerate(CN_INDUSTRY_WORDS)}
+_EN_TOKENS = {w: chr(TOKEN_BASE + 0x400 + i) for i, group in enumerate(EN_INDUSTRY_WORDS) for w in group}
+_CN_TOKEN_RE = re.compile(_alternation(CN_INDUSTRY_WORDS))
+_EN_TOKEN_RE = re.compile(rf"\b(?:{_alternation(_EN_TOKENS)})\b")
+
+
+def is_token(ch: str) -> bool:
+    return TOKEN_BASE <= ord(ch) < TOKEN_BASE + 0x800
+
+
+_TOKEN_WORDS = {**{c: w for w, c in _CN_TOKENS.items()},
+                **{chr(TOKEN_BASE + 0x400 + i): group[0] for i, group in enumerate(EN_INDUSTRY_WORDS)}}
+
+
+def readable(value: str) -> str:
+    """A normalised value with its industry symbols written out: 星河‹科技›."""
+    return "".join(f"‹{_TOKEN_WORDS[ch]}›" if ch in _TOKEN_WORDS else ch for ch in value)
 BRACKET_DROP = {"中国", "china", "集团", "控股", "group", "holdings", "holding"} | set(CN_LEGAL_FORMS)
 _BRACKETS = str.maketrans({"【": "(", "】": ")", "〔": "(", "〕": ")", "[": "(", "]": ")", "{": "(", "}": ")",
                            "<": "(", ">": ")", "《": "(", "》": ")", "「": "(", "」": ")"})
@@ -131,11 +173,12 @@ def company_name(value: str, ctx: NormalizeContext | None = None) -> str:
         if not m or m.start() == 0:
             break
         s = s[:m.start()]
-    s = "".join(ch for ch in s if ch.isalnum())
+    s = _EN_TOKEN_RE.sub(lambda m: _EN_TOKENS[m.group(0)], s)
+    s = "".join(ch for ch in s if ch.isalnum() or is_token(ch))
     if not s:
         return ""
-    s = _strip_suffixes(s)
-    return _strip_places(s)
+    s = _strip_places(_strip_suffixes(s))
+    return _CN_TOKEN_RE.sub(lambda m: _CN_TOKENS[m.group(0)], s)
 
 
 _E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")

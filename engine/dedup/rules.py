@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 # Bump when normalisers or key extraction change so every index rebuilds itself.
-KEY_VERSION = 1
+KEY_VERSION = 5
 DEFAULT_THRESHOLD = 80
 MATCHES = ("fuzzy", "exact")
 
@@ -26,9 +26,10 @@ class DedupRule:
 
     @property
     def id(self) -> str:
-        """A stable name for the rule's rows in the index tables."""
+        """A short stable name for the rule's rows in the index tables (repeated in every key row):
+        "fz-"/"ex-" and a hash of the fields and normalisers."""
         text = f"{self.match}:{'+'.join(self.fields)}:{'+'.join(self.normalize)}"
-        return text if len(text) <= 100 else "h:" + hashlib.sha1(text.encode()).hexdigest()
+        return ("fz-" if self.match == "fuzzy" else "ex-") + hashlib.sha1(text.encode()).hexdigest()[:10]
 
     @property
     def signature(self) -> str:

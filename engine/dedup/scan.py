@@ -64,7 +64,7 @@ def scan(tenant, entity, user=None, threshold: float | None = None, rule_fields:
     """
     if isinstance(entity, str):
         entity = tenant.model.entity(entity)
-    index = index or DedupIndex(tenant)
+    index = index or DedupIndex.for_tenant(tenant)
     rules = index.rules(entity)
     if rule_fields:
         rules = [r for r in rules if r.label == rule_fields]
