@@ -6,6 +6,7 @@ import io
 import json
 import random
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -30,24 +31,22 @@ def run(tmp_path):
     return invoke
 
 
-def fresh_db(db_url, tmp_path, run, name):
+def fresh_db(db_url, tmp_path, run, name, stack):
     """A second, empty database of the same kind (SQLite file or PostgreSQL schema)."""
     if db_url.startswith("sqlite"):
         url = f"sqlite:///{tmp_path / (name + '.db')}"
     else:
-        import uuid
+        from tests.conftest import pg_schema
 
-        import sqlalchemy as sa
-
-        from tests.conftest import PG_ADMIN_URL
-        schema = f"fwt_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        admin.dispose()
-        url = f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+        url = stack.enter_context(pg_schema())
     assert run("migrate", db=url).exit_code == 0
     return url
+
+
+@pytest.fixture
+def stack():
+    with ExitStack() as s:
+        yield s
 
 
 def raw_customers(n: int) -> str:
@@ -67,7 +66,7 @@ def raw_customers(n: int) -> str:
     return out.getvalue()
 
 
-def test_import_export_round_trip_10000_rows_byte_for_byte(run, db_url, tmp_path):
+def test_import_export_round_trip_10000_rows_byte_for_byte(run, db_url, tmp_path, stack):
     assert run("migrate", db=db_url).exit_code == 0
     src = tmp_path / "raw.csv"
     src.write_text(raw_customers(10_000), encoding="utf-8")
@@ -83,7 +82,7 @@ def test_import_export_round_trip_10000_rows_byte_for_byte(run, db_url, tmp_path
     assert "'=SUM(A1)" in exported and "'-折扣" in exported and "'@home" in exported
     normalised = tmp_path / "normalised.csv"
     normalised.write_text(exported, encoding="utf-8")
-    db2 = fresh_db(db_url, tmp_path, run, "second")
+    db2 = fresh_db(db_url, tmp_path, run, "second", stack)
     r = run("import", "customer", str(normalised), db=db2)
     assert r.exit_code == 0, r.output
     second = run("export", "customer", db=db2)
@@ -137,7 +136,7 @@ def test_unknown_column_and_entity_are_clear_errors(run, sqlite_url, tmp_path):
     assert r.exit_code != 0 and "unknown entity 'nope'" in r.output
 
 
-def test_quotes_with_lines_round_trip_as_json_and_csv(run, db_url, tmp_path):
+def test_quotes_with_lines_round_trip_as_json_and_csv(run, db_url, tmp_path, stack):
     assert run("migrate", db=db_url).exit_code == 0
     (tmp_path / "c.csv").write_text("name,industry\n甲公司,制造业\n", encoding="utf-8")
     (tmp_path / "p.csv").write_text("name,price\nCRM 标准版,19999.90\n实施服务,5000\n", encoding="utf-8")
@@ -152,7 +151,7 @@ def test_quotes_with_lines_round_trip_as_json_and_csv(run, db_url, tmp_path):
     assert q["total"] == "44999.80" and [l["line_total"] for l in q["lines"]] == ["39999.80", "5000.00"]
     csv_out = run("export", "quote", db=db_url).stdout
     (tmp_path / "q.csv").write_text(csv_out, encoding="utf-8")
-    db2 = fresh_db(db_url, tmp_path, run, "quotes2")
+    db2 = fresh_db(db_url, tmp_path, run, "quotes2", stack)
     assert run("import", "customer", str(tmp_path / "c.csv"), db=db2).exit_code == 0
     assert run("import", "product", str(tmp_path / "p.csv"), db=db2).exit_code == 0
     r = run("import", "quote", str(tmp_path / "q.csv"), db=db2)

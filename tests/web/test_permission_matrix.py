@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import re
-import uuid
 from pathlib import Path
 
 import pytest
@@ -67,17 +66,10 @@ def world_db(request, tmp_path_factory):
         yield f"sqlite:///{tmp_path_factory.mktemp('matrix') / 'tenant.db'}"
         return
     request.getfixturevalue("pg_reachable")
-    from tests.conftest import PG_ADMIN_URL  # noqa: PLC0415
+    from tests.conftest import pg_schema  # noqa: PLC0415
 
-    schema = f"fwm_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_ADMIN_URL else "?"
-    yield f"{PG_ADMIN_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with pg_schema("fwm") as url:
+        yield url
 
 
 class World:
