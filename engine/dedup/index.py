@@ -24,12 +24,12 @@ import sqlalchemy as sa
 from rapidfuzz import fuzz
 
 from ..tenant import phone_region
-from .keys import exact_key, extra_keys, fuzzy_keys, probe_keys, shared_bound, size_range
+from .keys import exact_key, extra_keys, fuzzy_keys, probe_keys, shared_bound, size_range, skipped_in_chain
 from .normalize import NormalizeContext, collect_normalizers
 from .rules import DedupRule, raw_text, rules_for
 
 # A key whose posting list is longer than this carries no signal ("科技", "有限"): skipped.
-MAX_POSTING = 1000
+MAX_POSTING = 500
 CHUNK = 500
 REBUILD_CHUNK = 5000
 MAX_REMEMBERED = 500_000      # posting lengths remembered per rule (a few dozen MB at most)
@@ -258,11 +258,12 @@ class DedupIndex:
         if stats is not None:
             stats.update(keys=len(keys), skipped=len(common), probes=len(wholes), scored=0)
         lo, hi = size_range(len(value), rule.threshold)
+        lost = skipped_in_chain(value, common)
         needs = {}
         for size in range(lo, hi + 1):
             need = shared_bound(value, size, rule.threshold)
             if need is not None:
-                needs[size] = max(1, need - len(common))
+                needs[size] = max(1, need - lost)
         if not needs:
             return []
         lo, hi = min(needs), max(needs)
@@ -364,7 +365,7 @@ class DedupIndex:
                 per_row.append([])
                 continue
             lo, hi = size_range(len(value), rule.threshold)
-            skipped = sum(1 for key in keys if counts[key] > self.max_posting)
+            skipped = skipped_in_chain(value, {key for key in keys if counts[key] > self.max_posting})
             shared: Counter = Counter()
             for key in keys:
                 for rid, size in postings.get(key, ()):
@@ -421,7 +422,7 @@ def in_memory_matches(rule: DedupRule, values: list[str | None], max_posting: in
         keys = fuzzy_keys(value)
         probed = {j for p in probe_keys(value, rule.threshold) for j in extras.get(p, ())}
         lo, hi = size_range(len(value), rule.threshold)
-        skipped = sum(1 for key in keys if len(postings.get(key, ())) > max_posting)
+        skipped = skipped_in_chain(value, {key for key in keys if len(postings.get(key, ())) > max_posting})
         shared: Counter = Counter()
         for key in keys:
             plist = postings.get(key, ())

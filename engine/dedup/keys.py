@@ -147,6 +147,29 @@ def size_range(la: int, threshold: float) -> tuple[int, int]:
     return max(lo, 1), max(hi, la)
 
 
+def skipped_in_chain(value: str, skipped: set[str]) -> int:
+    """How many skipped keys can count against a candidate (what the shared-key bound must give up).
+
+    For pairs: the bound counts pairs of consecutive characters of a common subsequence, so the
+    skipped keys that matter are those that can be consecutive pairs of one subsequence of `value` —
+    at most the best chain through it (a small DP); ‹教育›‹科技› and 技‹科技› cannot both be. For
+    trigrams: every skipped key.
+    """
+    if not skipped:
+        return 0
+    if not uses_pairs(value):
+        return len(skipped)
+    n = len(value)
+    best = [0] * n
+    for j in range(n):
+        top = 0
+        for i in range(j):
+            gain = 1 if j - i <= WINDOW and value[i] + value[j] in skipped else 0
+            top = max(top, best[i] + gain)
+        best[j] = top
+    return max(best, default=0)
+
+
 def shared_bound(value: str, lb: int, threshold: float) -> int | None:
     """Distinct keys a candidate of length lb must share with `value` to possibly reach threshold.
 
