@@ -52,6 +52,15 @@ def formwork_records_after_create(tenant: Any, entity: Any, record: dict, user: 
 
 
 @hookspec
+def formwork_records_after_create_many(tenant: Any, entity: Any, records: list, user: Any,
+                                       connection: Any) -> None:
+    """A bulk create (import) wrote ``records`` (each with its id and system fields); runs inside the
+    write transaction, once per bulk create. A plugin that implements this hook receives it *instead of*
+    one ``formwork_records_after_create`` per record, so it can do its work in batches.
+    """
+
+
+@hookspec
 def formwork_records_after_update(tenant: Any, entity: Any, record: dict, old: dict, changes: dict,
                                   user: Any, connection: Any) -> None:
     """A record was updated; ``changes`` is ``{field: [old, new]}``. Runs inside the transaction."""

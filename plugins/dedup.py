@@ -5,8 +5,8 @@
   ``confirm_duplicates=True`` (the user confirmed "not a duplicate").
 - ``formwork_records_before_write_many``: a bulk create (import) reports each row that duplicates a
   stored record or an earlier row.
-- ``formwork_records_after_create/update/delete``: keep the blocking keys in step, in the same
-  transaction as the write.
+- ``formwork_records_after_create/create_many/update/delete``: keep the blocking keys in step, in
+  the same transaction as the write (a bulk create indexes its records in one batch).
 - ``formwork_dedup_normalizers``: the built-in normalisers (company_name, phone, email, text).
 """
 from __future__ import annotations
@@ -61,6 +61,13 @@ def formwork_records_after_create(tenant, entity, record, user, connection) -> N
     rules = rules_for(entity)
     if rules:
         DedupIndex.for_tenant(tenant).add(connection, entity, [record], rules)
+
+
+@hookimpl
+def formwork_records_after_create_many(tenant, entity, records, user, connection) -> None:
+    rules = rules_for(entity)
+    if rules:
+        DedupIndex.for_tenant(tenant).add(connection, entity, records, rules)
 
 
 @hookimpl

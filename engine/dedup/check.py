@@ -125,53 +125,70 @@ def item_text(match: dict, locale: str | None) -> str:
 
 
 def describe(tenant, conn, entity, hits: dict[int, list[tuple[DedupRule, float]]], user,
-             locale: str | None, limit: int = MAX_REPORTED) -> list[dict]:
+             locale: str | None, limit: int = MAX_REPORTED, follow_ups: bool = True) -> list[dict]:
     """Match dicts for `hits` ({record id: [(rule, score)]}) as `user` may see them, best first."""
+    best = {rid: max(s for _, s in rules) for rid, rules in hits.items()}
+    ids = sorted(hits, key=lambda rid: (-best[rid], rid))[:limit]
+    infos = record_infos(tenant, conn, entity, ids, user, locale, follow_ups)
+    return [_match(rid, hits[rid], infos[rid]) for rid in ids if rid in infos]
+
+
+def record_infos(tenant, conn, entity, ids: list[int], user, locale: str | None,
+                 follow_ups: bool = True) -> dict[int, dict]:
+    """What `user` may see of each matched record, fetched in a few queries for all of them."""
     records = tenant.records
     perms = records.permissions
     t = tenant.schema.table(entity)
-    best = {rid: max(s for _, s in rules) for rid, rules in hits.items()}
-    ids = sorted(hits, key=lambda rid: (-best[rid], rid))[:limit]
-    stored = {row["id"]: records._from_row(entity, row)
-              for row in conn.execute(sa.select(t).where(t.c.id.in_(ids))).mappings()}
-    ids = [rid for rid in ids if rid in stored]
+    stored: dict[int, dict] = {}
+    for i in range(0, len(ids), 500):
+        for row in conn.execute(sa.select(t).where(t.c.id.in_(ids[i:i + 500]))).mappings():
+            stored[row["id"]] = records._from_row(entity, row)
     visible_ids: set[int] = set()
-    if ids and perms.can(entity, user, "read"):
+    if stored and perms.can(entity, user, "read"):
         scope = perms.row_filter(entity, t, user, "read")
         if scope is None:
-            visible_ids = set(ids)
+            visible_ids = set(stored)
         else:
-            visible_ids = set(conn.execute(sa.select(t.c.id).where(t.c.id.in_(ids), scope)).scalars())
+            found = list(stored)
+            for i in range(0, len(found), 500):
+                visible_ids.update(conn.execute(sa.select(t.c.id).where(t.c.id.in_(found[i:i + 500]), scope)).scalars())
     visible_fields = perms.visible_fields(entity, user)
     follow = None
-    source = follow_up_source(tenant.model, entity)
+    source = follow_up_source(tenant.model, entity) if follow_ups else None
     if source is not None and visible_ids:
         follow = latest_follow_ups(tenant, conn, source, sorted(visible_ids), user, FOLLOW_UPS_SHOWN, locale)
     owners = _user_names(tenant, conn, {stored[rid].get("owner") for rid in visible_ids})
-    out = []
-    for rid in ids:
-        rec = stored[rid]
-        matched_on = [{"rule": r.position, "fields": list(r.fields), "match": r.match, "score": s}
-                      for r, s in sorted(hits[rid], key=lambda x: -x[1])]
+    out = {}
+    for rid, rec in stored.items():
         dept = rec.get("department")
-        dept_label = department_label(tenant, dept, locale)
-        if rid not in visible_ids:
-            message = (text("hidden", locale, department=dept_label) if dept else text("hidden_nodept", locale))
-            out.append({"id": None, "score": best[rid], "visible": False, "matched_on": matched_on,
-                        "department": dept, "department_label": dept_label, "message": message})
-            continue
-        masked = perms.mask(entity, user, rec)
-        fields = sorted({f for r, _ in hits[rid] for f in r.fields if f in visible_fields})
-        as_json = records.to_json(entity, {f: masked[f] for f in fields if f in masked})
-        out.append({
-            "id": rid, "score": best[rid], "visible": True, "matched_on": matched_on,
-            "title": _title(records, entity, masked, visible_fields),
-            "owner": rec.get("owner"), "owner_name": owners.get(rec.get("owner"), ""),
-            "department": dept, "department_label": dept_label,
-            "values": as_json,
-            "follow_ups": None if follow is None else follow.get(rid, []),
-        })
+        info = {"visible": rid in visible_ids, "department": dept,
+                "department_label": department_label(tenant, dept, locale)}
+        if rid in visible_ids:
+            masked = perms.mask(entity, user, rec)
+            info.update(json=records.to_json(entity, masked), visible_fields=visible_fields,
+                        title=_title(records, entity, masked, visible_fields), owner=rec.get("owner"),
+                        owner_name=owners.get(rec.get("owner"), ""),
+                        follow_ups=None if follow is None else follow.get(rid, []))
+        else:
+            info["message"] = (text("hidden", locale, department=info["department_label"]) if dept
+                               else text("hidden_nodept", locale))
+        out[rid] = info
     return out
+
+
+def _match(rid: int, rule_scores: list[tuple[DedupRule, float]], info: dict) -> dict:
+    matched_on = [{"rule": r.position, "fields": list(r.fields), "match": r.match, "score": s}
+                  for r, s in sorted(rule_scores, key=lambda x: -x[1])]
+    score = max(s for _, s in rule_scores)
+    if not info["visible"]:
+        return {"id": None, "score": score, "visible": False, "matched_on": matched_on,
+                "department": info["department"], "department_label": info["department_label"],
+                "message": info["message"]}
+    fields = sorted({f for r, _ in rule_scores for f in r.fields if f in info["visible_fields"]})
+    return {"id": rid, "score": score, "visible": True, "matched_on": matched_on, "title": info["title"],
+            "owner": info["owner"], "owner_name": info["owner_name"], "department": info["department"],
+            "department_label": info["department_label"],
+            "values": {f: info["json"].get(f) for f in fields}, "follow_ups": info["follow_ups"]}
 
 
 def _title(records, entity, masked: dict, visible_fields: set) -> str:
@@ -203,8 +220,8 @@ def find_duplicates_many(tenant, entity, rows: list[tuple[int, dict]], user=None
                          locale: str | None = None, index: DedupIndex | None = None
                          ) -> dict[int, list[dict]]:
     """{row number: matches} for rows about to be created together: against the stored records
-    (match dicts as find_duplicates gives) and against earlier rows of the same batch
-    (``{"row": n, "score", "matched_on"}``). Rows without matches are left out."""
+    (match dicts as find_duplicates gives, without follow-ups) and against earlier rows of the same
+    batch (``{"row": n, "score", "matched_on"}``). Rows without matches are left out."""
     if isinstance(entity, str):
         entity = tenant.model.entity(entity)
     index = index or DedupIndex.for_tenant(tenant)
@@ -225,6 +242,8 @@ def find_duplicates_many(tenant, entity, rows: list[tuple[int, dict]], user=None
             for i, found in enumerate(in_memory_matches(rule, values, index.max_posting)):
                 for j, score in found:
                     row_hits.setdefault(i, {}).setdefault(j, []).append((rule, score))
+        wanted = {rid for hits in db_hits.values() for rid in hits}
+        infos = record_infos(tenant, conn, entity, sorted(wanted), user, locale, follow_ups=False) if wanted else {}
         for i in sorted(set(db_hits) | set(row_hits)):
             n = rows[i][0]
             matches = []
@@ -232,10 +251,12 @@ def find_duplicates_many(tenant, entity, rows: list[tuple[int, dict]], user=None
                 matches.append({"row": rows[j][0], "score": max(s for _, s in rules_scores),
                                 "matched_on": [{"rule": r.position, "fields": list(r.fields), "match": r.match,
                                                 "score": s} for r, s in rules_scores]})
-            if i in db_hits:
-                matches.extend(describe(tenant, conn, entity, db_hits[i], user, locale))
+            hits = db_hits.get(i, {})
+            ranked = sorted(hits, key=lambda rid: (-max(s for _, s in hits[rid]), rid))[:MAX_REPORTED]
+            matches.extend(_match(rid, hits[rid], infos[rid]) for rid in ranked if rid in infos)
             matches.sort(key=lambda m: -m["score"])
-            out[n] = matches
+            if matches:
+                out[n] = matches
     return out
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from itertools import chain
 from datetime import datetime, timezone
 from typing import Iterable
 
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 from rapidfuzz import fuzz
 
 from ..tenant import phone_region
-from .keys import exact_key, extra_keys, fuzzy_keys, probe_keys, shared_bound, size_range, skipped_in_chain
+from .keys import exact_key, extra_keys, fuzzy_keys, needs, probe_keys, skipped_in_chain
 from .normalize import NormalizeContext, collect_normalizers
 from .rules import DedupRule, raw_text, rules_for
 
@@ -32,12 +33,16 @@ from .rules import DedupRule, raw_text, rules_for
 MAX_POSTING = 500
 CHUNK = 500
 REBUILD_CHUNK = 5000
+ADD_BATCH = 20_000            # key rows per INSERT when indexing many records
+MEMO_SIZE = 100_000
+NEVER = 10 ** 9           # normalised values remembered per normaliser
 MAX_REMEMBERED = 500_000      # posting lengths remembered per rule (a few dozen MB at most)
 POSTING_TTL = 600.0           # seconds
 
 # The hot path as fixed-shape SQL (no expression building per check); identifiers quoted for both
 # SQLite and PostgreSQL. Keys and sizes are bound parameters.
 _LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(:k)")
+_ANY_SQL = sa.text('SELECT 1 FROM fw_dedup_keys WHERE entity = :e AND "rule" = :r LIMIT 1')
 _STATE_SQL = sa.text('SELECT "rule", signature FROM fw_dedup_state WHERE entity = :e')
 _EXACT_SQL = sa.text('SELECT record_id FROM fw_dedup_keys WHERE entity = :e AND "rule" = :r AND "key" = :k')
 _COMMON_PART = ('SELECT {i} AS i, count(*) AS n FROM (SELECT 1 AS one FROM fw_dedup_keys '
@@ -89,6 +94,7 @@ class DedupIndex:
         # changes the work a lookup does, never whether a candidate above the bound is found, except
         # for a key skipped while it was common; so they are remembered for a while.
         self._postings: dict[str, dict[str, tuple[int, float]]] = {}
+        self._memo: dict[str, dict[str, str]] = {}   # normaliser → {raw text: normalised} (pure functions)
 
     def _text(self, shape: tuple, build) -> sa.TextClause:
         sql = self._sql.get(shape)
@@ -108,7 +114,13 @@ class DedupIndex:
             raw = raw_text(record.get(name))
             if raw is None:
                 return None
-            value = self.normalizers[norm](raw, self.ctx)
+            memo = self._memo.setdefault(norm, {})
+            value = memo.get(raw)
+            if value is None:
+                value = self.normalizers[norm](raw, self.ctx)
+                if len(memo) >= MEMO_SIZE:
+                    memo.clear()
+                memo[raw] = value
             if not value:
                 return None
             parts.append(value)
@@ -141,10 +153,24 @@ class DedupIndex:
                 key_rows.extend(keys)
                 if val is not None:
                     value_rows.append(val)
+            if len(key_rows) >= ADD_BATCH:
+                self._write(conn, key_rows, value_rows)
+                key_rows, value_rows = [], []
+        self._write(conn, key_rows, value_rows)
+
+    def _write(self, conn, key_rows: list[dict], value_rows: list[dict]) -> None:
+        """Bulk inserts as plain tuples through the driver (SQLAlchemy's per-row dict handling
+        dominated imports); the statements are fixed and portable, only the placeholder differs."""
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         if key_rows:
-            conn.execute(self.keys.insert(), key_rows)
+            conn.exec_driver_sql(
+                f'INSERT INTO fw_dedup_keys (entity, "rule", "key", "size", record_id) VALUES '
+                f'({mark}, {mark}, {mark}, {mark}, {mark})',
+                [(r["entity"], r["rule"], r["key"], r["size"], r["record_id"]) for r in key_rows])
         if value_rows:
-            conn.execute(self.values.insert(), value_rows)
+            conn.exec_driver_sql(
+                f'INSERT INTO fw_dedup_values (entity, "rule", record_id, "value") VALUES ({mark}, {mark}, {mark}, {mark})',
+                [(r["entity"], r["rule"], r["record_id"], r["value"]) for r in value_rows])
 
     def remove(self, conn, entity_name: str, ids: list[int], rules: list[DedupRule] | None = None) -> None:
         """Drop the index rows of records (all rules, or only `rules`)."""
@@ -257,21 +283,15 @@ class DedupIndex:
         wholes = probe_keys(value, rule.threshold)
         if stats is not None:
             stats.update(keys=len(keys), skipped=len(common), probes=len(wholes), scored=0)
-        lo, hi = size_range(len(value), rule.threshold)
-        lost = skipped_in_chain(value, common)
-        needs = {}
-        for size in range(lo, hi + 1):
-            need = shared_bound(value, size, rule.threshold)
-            if need is not None:
-                needs[size] = max(1, need - lost)
-        if not needs:
+        need = needs(value, rule.threshold, skipped_in_chain(value, common))
+        if not need:
             return []
-        lo, hi = min(needs), max(needs)
+        lo, hi = min(need), max(need)
         params.update({f"k{i}": k for i, k in enumerate(usable)})
         params.update({f"w{i}": k for i, k in enumerate(wholes)})
-        params.update({f"s{size}": size for size in needs}, **{f"n{size}": n for size, n in needs.items()})
+        params.update({f"s{size}": size for size in need}, **{f"n{size}": n for size, n in need.items()})
         params.update(lo=lo, hi=hi, ex=-1 if exclude is None else exclude, never=10 ** 6)
-        sizes = tuple(needs)
+        sizes = tuple(need)
         sql = self._text(("candidates", len(usable), len(wholes), sizes), lambda: _CANDIDATES_SQL.format(
             keys=", ".join(f":k{i}" for i in range(len(usable))),
             wholes=", ".join(f":w{i}" for i in range(len(wholes))),
@@ -304,24 +324,16 @@ class DedupIndex:
         return {k for k, n in fresh.items() if n > self.max_posting}
 
     @staticmethod
-    def _filter(rows, value: str, threshold: float, skipped: int, exclude) -> list[int]:
-        out = []
-        needs: dict[int, int | None] = {}
-        for rid, size, n in rows:
-            if rid == exclude:
-                continue
-            if size not in needs:
-                need = shared_bound(value, size, threshold)
-                needs[size] = None if need is None else max(1, need - skipped)
-            need = needs[size]
-            if need is not None and n >= need:
-                out.append(rid)
-        return out
+    def _filter(rows, need: dict[int, int], exclude) -> list[int]:
+        """Candidate ids among (record id, size, shared keys) rows that meet the bound for their size."""
+        return [rid for rid, size, n in rows if rid != exclude and size in need and n >= need[size]]
 
     def lookup_many(self, conn, rule: DedupRule, values: list[str | None]) -> list[list[tuple[int, float]]]:
         """lookup() for many values at once (bulk imports): the same results, batched queries."""
         out: list[list[tuple[int, float]]] = [[] for _ in values]
         k = self.keys
+        if conn.execute(_ANY_SQL, {"e": rule.entity, "r": rule.id}).first() is None:
+            return out  # nothing indexed yet (a first import)
         if rule.match != "fuzzy":
             wanted: dict[str, list[int]] = {}
             for i, value in enumerate(values):
@@ -364,15 +376,14 @@ class DedupIndex:
             if value is None:
                 per_row.append([])
                 continue
-            lo, hi = size_range(len(value), rule.threshold)
-            skipped = skipped_in_chain(value, {key for key in keys if counts[key] > self.max_posting})
+            need = needs(value, rule.threshold,
+                         skipped_in_chain(value, {key for key in keys if counts[key] > self.max_posting}))
             shared: Counter = Counter()
             for key in keys:
                 for rid, size in postings.get(key, ()):
-                    if lo <= size <= hi:
+                    if size in need:
                         shared[(rid, size)] += 1
-            ids = self._filter(((rid, size, n) for (rid, size), n in shared.items()), value, rule.threshold,
-                               skipped, None)
+            ids = self._filter(((rid, size, n) for (rid, size), n in shared.items()), need, None)
             ids = list(dict.fromkeys(ids + [rid for key in row_probes for rid in whole.get(key, ())]))
             per_row.append(ids)
             wanted_ids.update(ids)
@@ -416,25 +427,19 @@ def in_memory_matches(rule: DedupRule, values: list[str | None], max_posting: in
         return out
     postings: dict[str, list[int]] = {}
     extras: dict[str, list[int]] = {}
+    sizes = [len(v) if v is not None else -1 for v in values]
     for i, value in enumerate(values):
         if value is None:
             continue
         keys = fuzzy_keys(value)
         probed = {j for p in probe_keys(value, rule.threshold) for j in extras.get(p, ())}
-        lo, hi = size_range(len(value), rule.threshold)
-        skipped = skipped_in_chain(value, {key for key in keys if len(postings.get(key, ())) > max_posting})
-        shared: Counter = Counter()
-        for key in keys:
-            plist = postings.get(key, ())
-            if len(plist) > max_posting:
-                continue
-            for j in plist:
-                if lo <= len(values[j]) <= hi:
-                    shared[j] += 1
+        need = needs(value, rule.threshold,
+                     skipped_in_chain(value, {key for key in keys if len(postings.get(key, ())) > max_posting}), keys)
+        shared = Counter(chain.from_iterable(plist for plist in (postings.get(key, ()) for key in keys)
+                                             if len(plist) <= max_posting))
         candidates = set(probed)
         for j, n in shared.items():
-            need = shared_bound(value, len(values[j]), rule.threshold)
-            if need is not None and n >= max(1, need - skipped):
+            if n >= need.get(sizes[j], NEVER):
                 candidates.add(j)
         for j in sorted(candidates):
             score = fuzz.ratio(value, values[j], score_cutoff=rule.threshold)

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from itertools import combinations
+import re
 
 MAX_KEY = 200
 # Prefixes of the extra keys (stored with size -1) so they never equal a pair or trigram key.
 WHOLE = "\x1e"       # the whole normalised value
 DELETED = "\x1d"     # the value with one character deleted
-MAX_PROBES = 256
+MAX_PROBES = 64
 MAX_DELETE_LEN = 8   # values up to this long also file their one-character deletions
 
 
@@ -50,9 +50,12 @@ def is_cjk(ch: str) -> bool:
 WINDOW = 3
 
 
+_CJK_RE = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]")
+
+
 def uses_pairs(value: str) -> bool:
     """CJK values are keyed by character pairs, others by trigrams."""
-    return any(is_cjk(ch) for ch in value)
+    return _CJK_RE.search(value) is not None
 
 
 def _pairs(value: str) -> list[str]:
@@ -92,13 +95,17 @@ def deletions(value: str) -> set[str]:
     return {value[:i] + value[i + 1:] for i in range(len(value))} if len(value) > 1 else set()
 
 
+def _keyed(prefix: str, values) -> list[str]:
+    return [k if len(k) <= MAX_KEY else exact_key(k) for k in (prefix + v for v in values)]
+
+
 def extra_keys(value: str) -> list[str]:
     """The keys a fuzzy rule files with size -1 beside the pairs/trigrams: the whole value and, for
     short values, its one-character deletions (so values one edit apart always meet, however common
     their other keys are: 欣花卉园艺 and 雅花卉园艺 both file 花卉园艺)."""
-    out = [whole_key(value)]
+    out = _keyed(WHOLE, (value,))
     if len(value) <= MAX_DELETE_LEN:
-        out.extend(exact_key(DELETED + v) for v in sorted(deletions(value)))
+        out.extend(_keyed(DELETED, deletions(value)))
     return out
 
 
@@ -106,10 +113,9 @@ def probe_keys(value: str, threshold: float) -> list[str]:
     """Extra keys to look up for a query: the value itself (identical values), its subsequences that
     a shorter candidate must equal (probes()), its deletions (one substitution away, against the
     candidates' deletions) and itself against the candidates' deletions (one insertion away)."""
-    out = {whole_key(value), exact_key(DELETED + value)}
-    out.update(whole_key(p) for p in probes(value, threshold))
-    out.update(exact_key(DELETED + v) for v in deletions(value))
-    return sorted(out)
+    out = _keyed(WHOLE, (value, *probes(value, threshold)))
+    out.extend(_keyed(DELETED, (value, *deletions(value))))
+    return out
 
 
 def probes(value: str, threshold: float, limit: int = MAX_PROBES) -> list[str]:
@@ -122,15 +128,16 @@ def probes(value: str, threshold: float, limit: int = MAX_PROBES) -> list[str]:
     """
     la = len(value)
     lo, _ = size_range(la, threshold)
-    out: dict[str, None] = {}
-    for lb in range(la - 1, lo - 1, -1):
-        if lb < 1 or min_lcs(la, lb, threshold) != lb:
-            continue
+    wanted = {lb for lb in range(max(lo, 1), la) if min_lcs(la, lb, threshold) == lb}
+    out: list[str] = []
+    level = {value}
+    for lb in range(la - 1, (min(wanted) if wanted else la) - 1, -1):
         if math.comb(la, lb) + len(out) > limit:
             break
-        for keep in combinations(range(la), lb):
-            out["".join(value[i] for i in keep)] = None
-    return list(out)
+        level = {d for s in level for d in deletions(s)}   # every subsequence of length lb
+        if lb in wanted:
+            out.extend(sorted(level))
+    return out
 
 
 def min_lcs(la: int, lb: int, threshold: float) -> int:
@@ -170,17 +177,35 @@ def skipped_in_chain(value: str, skipped: set[str]) -> int:
     return max(best, default=0)
 
 
+def needs(value: str, threshold: float, lost: int = 0, keys: set[str] | None = None) -> dict[int, int]:
+    """{candidate length: distinct usable keys it must share} over the length range, the bound of
+    shared_bound() less `lost` (skipped keys, see skipped_in_chain), never below 1; lengths that
+    cannot reach the threshold are left out. Computed once per query (`keys`: its fuzzy_keys)."""
+    lo, hi = size_range(len(value), threshold)
+    occurrences = grams(value)
+    repeated = len(occurrences) - len(keys if keys is not None else set(occurrences))
+    out = {}
+    for lb in range(lo, hi + 1):
+        need = _bound(value, lb, threshold, repeated)
+        if need is not None:
+            out[lb] = max(1, need - lost)
+    return out
+
+
 def shared_bound(value: str, lb: int, threshold: float) -> int | None:
     """Distinct keys a candidate of length lb must share with `value` to possibly reach threshold.
 
     None when no candidate of that length can reach it; 0 when the bound gives no help.
     """
+    occurrences = grams(value)
+    return _bound(value, lb, threshold, len(occurrences) - len(set(occurrences)))
+
+
+def _bound(value: str, lb: int, threshold: float, repeated: int) -> int | None:
     la = len(value)
     L = min_lcs(la, lb, threshold)
     if L > min(la, lb):
         return None
-    occurrences = grams(value)
-    repeated = len(occurrences) - len(set(occurrences))
     if uses_pairs(value):
         if la < 2:
             return 1 if lb == la else 0

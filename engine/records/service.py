@@ -551,9 +551,14 @@ class RecordsService:
                 chunk = [r for _, r in good[i:i + CHUNK]]
                 result.created.extend(self._insert(conn, entity, chunk, user, action="create", note=note,
                                                    validated=True))
-            hook = self.tenant.pm.hook.formwork_records_after_create
+            created = [record for _, record in good]  # _insert stamped each with its id and system fields
+            bulk = self.tenant.pm.hook.formwork_records_after_create_many
+            bulk(tenant=self.tenant, entity=entity, records=created, user=user, connection=conn)
+            # plugins with the bulk hook got the batch; the others get one call per record
+            hook = self.tenant.pm.subset_hook_caller("formwork_records_after_create",
+                                                     remove_plugins=[i.plugin for i in bulk.get_hookimpls()])
             if hook.get_hookimpls():
-                for _, record in good:  # _insert stamped each with its id and system fields
+                for record in created:
                     hook(tenant=self.tenant, entity=entity, record=record, user=user, connection=conn)
         result.errors.sort(key=lambda e: (e.row, e.field))
         return result
