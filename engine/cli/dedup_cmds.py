@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 
 import click
 
@@ -122,6 +123,20 @@ def quality(config, entity, db_url, as_user, fmt, strict):
         sys.exit(1)
 
 
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _ljust(text: str, width: int) -> str:
+    """Pad to a terminal width, counting CJK characters as two columns; cut what does not fit."""
+    out = ""
+    for ch in text:
+        if _width(out + ch) > width:
+            break
+        out += ch
+    return out + " " * (width - _width(out))
+
+
 def _print_entity(r) -> None:
     g = r.overall
     verdict = {True: "pass", False: "FAIL", None: "no thresholds"}[r.passed]
@@ -144,7 +159,7 @@ def _print_entity(r) -> None:
             cells = []
             for c in grp.checks:
                 cells.append(f"{_fmt_check(c) if c.name != 'unowned' else str(c.value):>24}")
-            click.echo(f"    {str(grp.label)[:20]:<20} {grp.records:>8} " + " ".join(cells))
+            click.echo(f"    {_ljust(str(grp.label), 20)} {grp.records:>8} " + " ".join(cells))
     click.echo("")
 
 
