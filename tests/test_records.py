@@ -261,3 +261,17 @@ def test_an_unreadable_required_value_gets_one_error_not_also_required(tenant):
         tenant.records.create("contact", {"name": "张伟", "customer": "abc", "mobile": "12345"})
     assert len(exc.value.errors["mobile"]) == 1 and "电话" in exc.value.errors["mobile"][0]
     assert exc.value.errors["customer"] != ["必填"]
+
+
+def test_rows_that_leave_out_different_optional_fields_are_saved_together(tenant):
+    c = customer(tenant)
+    p = tenant.records.create("product", {"name": "实施服务"})
+    q = tenant.records.create("quote", {"customer": c["id"], "lines": [
+        {"product": p["id"], "quantity": 1, "unit_price": "5"},
+        {"product": p["id"], "quantity": 2, "unit_price": "6"}]})
+    assert len(q["lines"]) == 2
+    result = tenant.records.create_many("customer", [
+        {"name": "只有名称", "industry": "制造业"},
+        {"name": "还有电话", "industry": "制造业", "phone": "13800138000", "rating": 3}])
+    got = [tenant.records.get("customer", i) for i in result.created]
+    assert got[0]["phone"] is None and got[1]["phone"] == "+8613800138000" and got[1]["score"] == 60

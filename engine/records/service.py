@@ -173,11 +173,15 @@ class RecordsService:
             self._typed_fields[key] = [(f, self.types.for_field(f)) for f in entity.fields.values()]
         return self._typed_fields[key]
 
-    def _to_row(self, entity: Entity, record: dict) -> dict:
+    def _to_row(self, entity: Entity, record: dict, every_column: bool = False) -> dict:
+        """Database values of the record's fields; `every_column` fills absent ones with NULL, so rows
+        of one executemany all have the same keys."""
         row = {}
         for f, ftype in self._typed(entity):
             if ftype.stored and f.name in record:
                 row[f.name] = ftype.to_db(f, record[f.name])
+            elif ftype.stored and every_column:
+                row[f.name] = None
         return row
 
     def _fetch(self, conn, entity: Entity, rid, user=None, action="read", for_update=False) -> dict | None:
@@ -692,7 +696,7 @@ class RecordsService:
         self._assign_autonumbers(conn, entity, records, now)
         rows = []
         for rec in records:
-            row = self._to_row(entity, rec)
+            row = self._to_row(entity, rec, every_column=True)
             stamps = dict(created_at=now, created_by=uid, updated_at=now, updated_by=uid, version=1,
                           owner=rec.get("owner"), department=rec.get("department"))
             row.update(stamps)
@@ -729,7 +733,7 @@ class RecordsService:
             return
         payload = []
         for pos, row in enumerate(rows):
-            r = self._to_row(sub.child, row)
+            r = self._to_row(sub.child, row, every_column=True)
             r.update(parent_id=parent_id, position=pos)
             payload.append(r)
         ids = allocate_ids(conn, ct, len(payload))
