@@ -99,6 +99,14 @@ def formwork_records_before_write_many(tenant: Any, entity: Any, rows: list, use
     """
 
 
+@hookspec(firstresult=True)
+def formwork_records_filter(tenant: Any, entity: Any, table: Any, name: str, value: Any, user: Any) -> Any:
+    """Translate a list filter ``name`` that is not a field of ``entity`` (such as ``stagnant``) into
+    a SQLAlchemy condition on ``table``, or return None to leave it to other plugins (a filter no
+    plugin claims is refused as unknown). ``user`` is the reader (None for the engine).
+    """
+
+
 @hookspec
 def formwork_dedup_normalizers() -> dict:
     """Return ``{name: fn(value: str, ctx) -> str}`` normalisers for ``duplicates:`` rules.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
@@ -71,6 +72,12 @@ class Tenant:
         self.db_url = db_url
         self.config_path = config_path
         self.db = create_db_engine(db_url)
+        # Tests freeze time by setting this; everything that stamps or measures time asks now().
+        self.clock = None
+
+    def now(self) -> datetime:
+        """The current time (UTC, aware): the tenant's clock, so tests can freeze it."""
+        return self.clock() if self.clock is not None else datetime.now(timezone.utc)
 
     @classmethod
     def load(cls, config_path: str | os.PathLike, db_url: str | None = None,

@@ -56,10 +56,6 @@ class BulkFailed(ValidationFailed):
         super().__init__(errors)
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class RecordsService:
     """The only path by which records are read or written (web, API, import, automation)."""
 
@@ -272,7 +268,15 @@ class RecordsService:
         if scope is not None:
             conds.append(scope)
         visible = self.permissions.visible_fields(entity, user)
-        for f in parse_filters(entity, filters or {}, self.types, ctx):
+        filters = dict(filters or {})
+        for key in [k for k in filters if k.partition("__")[0] not in entity.fields]:
+            # a filter that is not a field (e.g. stagnant=1) is a plugin's to translate, else unknown
+            clause = self.tenant.pm.hook.formwork_records_filter(tenant=self.tenant, entity=entity, table=t,
+                                                                 name=key, value=filters[key], user=user)
+            if clause is not None:
+                conds.append(clause)
+                del filters[key]
+        for f in parse_filters(entity, filters, self.types, ctx):
             if f.field.name in entity.fields and f.field.name not in visible:
                 raise BadRequest(f"unknown filter field '{f.field.name}' on {entity.name}")
             conds.append(filter_clause(t, f, self.types))
@@ -450,7 +454,7 @@ class RecordsService:
             self._check_placement(entity, user, old, record, loc, conn)
             self._before_write(conn, entity, record, old, user, loc, confirm_duplicates)
             t = self.schema.table(entity)
-            now = utcnow()
+            now = self.tenant.now()
             row = self._to_row(entity, record)
             row.update(updated_at=now, updated_by=getattr(user, "id", None), version=old["version"] + 1,
                        owner=record.get("owner"), department=record.get("department"))
@@ -513,7 +517,7 @@ class RecordsService:
             ctx = self.ctx(loc, conn)
             prep = self.preparer(entity)
             loader = self._loader(conn)
-            now = utcnow()
+            now = self.tenant.now()
             access = self.permissions.field_access(entity, user)
             writable = {n for n, a in access.items() if a == "write"}
             hidden = {n for n, a in access.items() if a == "hidden"}
@@ -691,7 +695,7 @@ class RecordsService:
     def _insert(self, conn, entity: Entity, records: list[dict], user, action: str, note=None,
                 validated: bool = True) -> list[int]:
         t = self.schema.table(entity)
-        now = utcnow()
+        now = self.tenant.now()
         uid = getattr(user, "id", None)
         self._assign_autonumbers(conn, entity, records, now)
         rows = []
