@@ -142,16 +142,36 @@ def _write_state(conn, schema: TenantSchema, tenant, old_state: dict, archived_n
 
 
 def check_schema(tenant) -> None:
-    """Raise SchemaMismatch unless the database was migrated to exactly this config's schema."""
+    """Raise SchemaMismatch unless the database was migrated to exactly this config's schema and
+    has every fw_ system table (with its columns) this version of Formwork defines."""
     schema = TenantSchema(tenant.model, tenant.field_types)
     with tenant.db.connect() as conn:
         applied = applied_fingerprint(conn, schema)
+        missing = missing_system_parts(conn, schema) if applied is not None else []
     if applied is None:
         raise SchemaMismatch("the database has not been migrated for this config: run `formwork plan` "
                              "then `formwork migrate`")
+    if missing:
+        raise SchemaMismatch(f"Formwork's system tables are missing or out of date ({', '.join(missing)}): "
+                             "run `formwork plan` then `formwork migrate`")
     if applied != schema.fingerprint():
         raise SchemaMismatch("the database schema does not match the config: run `formwork plan` "
                              "then `formwork migrate`")
+
+
+def missing_system_parts(conn, schema: TenantSchema) -> list[str]:
+    """The fw_ tables, and columns of existing ones, that the database lacks ("fw_x", "fw_y.col")."""
+    insp = sa.inspect(conn)
+    existing = set(insp.get_table_names())
+    wanted = schema.system_tables()
+    missing = [t.name for t in wanted if t.name not in existing]
+    present = [t for t in wanted if t.name in existing]
+    if present:
+        reflected = {name: {c["name"] for c in cols} for (_schema, name), cols in
+                     insp.get_multi_columns(filter_names=[t.name for t in present]).items()}
+        for t in present:
+            missing.extend(f"{t.name}.{c.name}" for c in t.columns if c.name not in reflected.get(t.name, ()))
+    return missing
 
 
 def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
@@ -203,4 +223,4 @@ def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
     return path, dropped
 
 
-__all__ = ["migrate", "check_schema", "purge_archived", "MigrationRefused", "SYSTEM_PREFIX"]
+__all__ = ["migrate", "check_schema", "missing_system_parts", "purge_archived", "MigrationRefused", "SYSTEM_PREFIX"]

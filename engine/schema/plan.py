@@ -26,6 +26,7 @@ class Change:
 
     kind: str          # create_table add_column rename_column retype_column archive_column archive_table
     # restore_column add_index drop_index check (a data check attached to an unchanged column)
+    # record_version (nothing to change but the recorded schema version)
     category: str      # additive | archiving | renaming | data-dependent
     table: str
     column: str | None = None
@@ -142,6 +143,12 @@ class Planner:
             state = read_state(conn, schema)
             changes = self._changes(conn, schema, state)
             applied = applied_fingerprint(conn, schema)
+        if not changes and applied is not None and applied != schema.fingerprint():
+            # The tables already match (e.g. recorded by a Formwork that did not count its system
+            # tables in the fingerprint): migrate only records the current version.
+            changes.append(Change("record_version", ADDITIVE, "fw_config_versions",
+                                  detail="the tables already match; the recorded schema version is older "
+                                         "and migrate records the current one"))
         return Plan(changes, schema.fingerprint(), self.model.fingerprint, applied)
 
     def alembic_diff(self, conn: sa.Connection, schema: TenantSchema) -> list:
@@ -169,6 +176,7 @@ class Planner:
         if system_new:
             changes.append(Change("create_table", ADDITIVE, "formwork system tables",
                                   detail=", ".join(sorted(system_new))))
+        changes.extend(self._system_table_changes(conn, schema, diff, set(system_new)))
         for op in diff:
             if isinstance(op, alembic_ops.CreateTableOp) and op.table_name in entities:
                 ent = entities[op.table_name]
@@ -226,6 +234,26 @@ class Planner:
 
         changes.extend(self._index_changes(conn, diff, entities, rename_sources, state))
         return changes
+
+    def _system_table_changes(self, conn, schema, diff, created: set[str]) -> list[Change]:
+        """New columns and indexes of existing fw_ tables (a newer Formwork defines them)."""
+        out = []
+        for op in diff:
+            if isinstance(op, alembic_ops.AddColumnOp) and op.table_name.startswith(SYSTEM_PREFIX):
+                col = op.column
+                rows = self._row_count(conn, schema, op.table_name)
+                blocking = rows > 0 and not col.nullable and col.server_default is None
+                out.append(Change("add_column", ADDITIVE, op.table_name, col.name, blocking=blocking,
+                                  count=rows if blocking else None,
+                                  detail="new column of a Formwork system table" + (
+                                      f"; it has no default and {rows} row(s) exist" if blocking else "")))
+            elif isinstance(op, alembic_ops.CreateIndexOp) and op.table_name.startswith(SYSTEM_PREFIX) \
+                    and op.table_name not in created:
+                cols = [getattr(c, "name", str(c)) for c in op.columns]
+                out.append(Change("add_index", ADDITIVE, op.table_name, ", ".join(cols),
+                                  detail=f"{'unique ' if op.unique else ''}index {op.index_name} "
+                                         "of a Formwork system table"))
+        return out
 
     # -- per-column checks ---------------------------------------------------------------------
 

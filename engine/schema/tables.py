@@ -7,7 +7,7 @@ import json
 import sqlalchemy as sa
 
 from ..metadata.model import Entity, Field, TenantModel
-from .system import define_system_tables, id_column
+from .system import SYSTEM_PREFIX, define_system_tables, id_column
 
 NAMING = {"ix": "ix_%(table_name)s_%(column_0_name)s"}
 
@@ -86,11 +86,26 @@ class TenantSchema:
         name = entity if isinstance(entity, str) else entity.table_name
         return self.tables[name]
 
+    def system_tables(self) -> list[sa.Table]:
+        """Formwork's own fw_ tables: every table `define_system_tables` put on this MetaData."""
+        return [t for name, t in sorted(self.metadata.tables.items()) if name.startswith(SYSTEM_PREFIX)]
+
     def fingerprint(self) -> str:
-        """A hash of what the database must look like for this model (not labels or rules)."""
+        """A hash of what the database must look like for this model (not labels or rules), and for
+        this version of Formwork: its fw_ system tables count too, so a database migrated before a
+        system table (or a column or index of one) existed no longer matches and asks for migrate."""
         shape = []
         for entity in self.model.all_entities():
             shape.append([entity.table_name, sorted(
                 [f.name, column_settings(f), bool(f.unique), bool(f.indexed)]
                 for f in entity.fields.values() if self.field_types.for_field(f).stored)])
-        return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()
+        whole = {"entities": shape, "system": system_shape(self.system_tables())}
+        return hashlib.sha256(json.dumps(whole, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def system_shape(tables: list[sa.Table]) -> list:
+    """What `migrate` creates of the fw_ tables: table, column and index names (alembic compares
+    no column types, so a type change of a system column needs its own migration step)."""
+    return [[t.name, [c.name for c in t.columns],
+             sorted([ix.name or "", [c.name for c in ix.columns], bool(ix.unique)] for ix in t.indexes)]
+            for t in tables]
