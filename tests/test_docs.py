@@ -62,3 +62,23 @@ def test_first_doc_example_passes_check(doc_text, tmp_path, plugins):
 def test_docs_index_links_the_format():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docs/config-format.md" in readme
+
+
+def test_r14_r47_every_plugin_hook_is_documented_in_plugins_md():
+    """docs/plugins.md names every hook engine/hookspecs.py declares, with its arguments (read at run
+    time, so a hook added later must be documented too): R14's duplicate hooks, and R47's outbound events."""
+    import inspect
+
+    from engine import hookspecs
+
+    doc = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    specs = {name: fn for name, fn in vars(hookspecs).items()
+             if callable(fn) and hasattr(fn, "formwork_spec")}
+    assert {"formwork_records_before_write", "formwork_records_before_write_many",
+            "formwork_records_after_create_many", "formwork_dedup_normalizers"} <= set(specs)
+    missing = []
+    for name, fn in sorted(specs.items()):
+        args = ", ".join(inspect.signature(fn).parameters)
+        if f"`{name}({args})`" not in doc:
+            missing.append(f"{name}({args})")
+    assert not missing, f"docs/plugins.md does not document: {', '.join(missing)}"
