@@ -1,6 +1,8 @@
 """The audit timeline on detail pages: who changed what, old → new, shown in the caller's language."""
 from __future__ import annotations
 
+import re
+
 from flask_login import current_user
 
 from .context import records, tenant
@@ -9,7 +11,15 @@ from .listing import field_for
 
 ACTIONS = {"create": "created this record", "update": "changed", "delete": "deleted this record",
            "import": "imported this record", "transfer": "transferred this record",
-           "share": "shared this record", "unshare": "stopped sharing this record"}
+           "share": "shared this record", "unshare": "stopped sharing this record",
+           "merge": "merged other records into this one"}
+
+# The notes engine/dedup/merge.py writes (R20): on the survivor, on history copied to it from a merged
+# record, and on a record re-pointed from a merged record to the survivor.
+MERGE_NOTE = re.compile(r"merged (?P<ids>#\d+(?:, #\d+)*) into #\d+(?: \(re-pointed: (?P<moved>.*)\))?")
+FROM_MERGED = re.compile(r"merged from #(?P<id>\d+)(?::.*)?", re.S)
+INTO_MERGE = re.compile(r"merge into (?P<entity>\w+) #(?P<id>\d+)")
+MOVED_ITEM = re.compile(r"(?P<table>\w+)\.(?P<field>\w+) (?P<n>\d+)")
 
 
 def _plain(field, value, lang: str) -> str:
@@ -65,11 +75,62 @@ def describe_changes(ent, changes: dict) -> list[dict]:
     return out
 
 
+def _merged_titles(ent, history: list[dict]) -> dict[int, str]:
+    """{merged record id: its last title} from the history copied onto the survivor (only what the
+    reader may see: `history` holds visible fields only)."""
+    title = getattr(ent, "title", None)
+    out: dict[int, str] = {}
+    if not title:
+        return out
+    lang = get_lang()
+    for item in history:  # newest first: the first value found is the last one it had
+        m = FROM_MERGED.fullmatch(item.get("note") or "")
+        pair = (item.get("changes") or {}).get(title)
+        if m and isinstance(pair, list) and len(pair) == 2 and pair[1] not in (None, ""):
+            out.setdefault(int(m["id"]), _plain(field_for(ent, title), pair[1], lang))
+    return out
+
+
+def _table_label(table: str, field_name: str) -> str:
+    for e in tenant().model.all_entities():
+        if e.table_name == table:
+            return label(e.label) or table
+    return f"{table}.{field_name}"
+
+
+def merge_details(ent, item: dict, titles: dict[int, str]) -> dict | None:
+    """What a merge-related audit note means, in the reader's language (None: not one)."""
+    note = item.get("note") or ""
+    if item.get("action") == "merge":
+        m = MERGE_NOTE.fullmatch(note)
+        if not m:
+            return {"text": note}
+        ids = [int(x) for x in re.findall(r"\d+", m["ids"])]
+        merged = ", ".join(f"#{i} {titles[i]}" if i in titles else f"#{i}" for i in ids)
+        moved = [_("%(what)s: %(n)s", what=_table_label(x["table"], x["field"]), n=x["n"])
+                 for x in MOVED_ITEM.finditer(m["moved"] or "") if int(x["n"])]
+        return {"text": _("Merged into this record: %(records)s", records=merged),
+                "more": _("Re-pointed to this record: %(items)s", items="、".join(moved)
+                          if get_lang() == "zh" else ", ".join(moved)) if moved else None}
+    m = FROM_MERGED.fullmatch(note)
+    if m:
+        rid = int(m["id"])
+        return {"text": _("from merged record %(record)s",
+                          record=f"#{rid} {titles[rid]}" if rid in titles else f"#{rid}")}
+    m = INTO_MERGE.fullmatch(note)
+    if m:
+        target = tenant().model.entities.get(m["entity"])
+        return {"text": _("re-pointed by merging duplicates into %(entity)s #%(id)s",
+                          entity=label(target.label) if target is not None else m["entity"], id=m["id"])}
+    return None
+
+
 def timeline(ent, history: list[dict]) -> list[dict]:
     """History entries (newest first) ready for the template."""
     tz = tenant().timezone
     svc = records()
     names = svc.user_names([i.get("user_id") for i in history]) if svc is not None else {}
+    titles = _merged_titles(ent, history)
     out = []
     for item in history:
         at = item.get("at")
@@ -78,6 +139,7 @@ def timeline(ent, history: list[dict]) -> list[dict]:
                     "action": item.get("action"),
                     "verb": _(ACTIONS.get(item.get("action"), item.get("action") or "")),
                     "note": item.get("note"),
+                    "merge": merge_details(ent, item, titles),
                     "changes": describe_changes(ent, item.get("changes") or {})
                     if item.get("action") in ("update", "transfer") else []})
     return out

@@ -209,6 +209,34 @@ def test_r20_merge_page_choose_values_then_merge_repoints_and_keeps_history(sign
     assert "merge" in actions
 
 
+def test_r20_timeline_labels_the_merge_and_names_the_merged_records(signed_in, tenant, ready_user, pair):
+    from html import unescape
+
+    from engine.dedup.merge import merge
+
+    existing, dup, fu = pair
+    merge(tenant, "customer", existing["id"], [dup["id"]], user=ready_user)
+
+    html = unescape(signed_in.get(f"/e/customer/{existing['id']}").get_data(as_text=True))
+    timeline = html[html.index('id="timeline"'):]
+    assert "将其他记录合并到了此记录" in timeline
+    assert f"合并到此记录的：#{dup['id']} {TYPED}" in timeline       # which record, by its last title
+    assert "改为关联此记录的：跟进记录 1 条" in timeline
+    assert f"来自被合并的记录 #{dup['id']} {TYPED}" in timeline     # its history, copied here
+    assert "</strong> merge <" not in timeline and "merged #" not in timeline and "re-pointed:" not in timeline
+    follow_up = unescape(signed_in.get(f"/e/follow_up/{fu['id']}").get_data(as_text=True))
+    assert f"因重复合并改为关联客户 #{existing['id']}" in follow_up[follow_up.index('id="timeline"'):]
+
+    with signed_in.session_transaction() as s:
+        s["lang"] = "en"
+    html = unescape(signed_in.get(f"/e/customer/{existing['id']}").get_data(as_text=True))
+    timeline = html[html.index('id="timeline"'):]
+    assert "merged other records into this one" in timeline
+    assert f"Merged into this record: #{dup['id']} {TYPED}" in timeline
+    assert "Re-pointed to this record: Follow-up: 1" in timeline
+    assert f"from merged record #{dup['id']} {TYPED}" in timeline
+
+
 def test_r20_merge_without_csrf_changes_nothing(signed_in, tenant, pair):
     existing, dup, _fu = pair
     signed_in.post("/duplicates/customer/merge", data={"ids": [existing["id"], dup["id"]],
