@@ -116,3 +116,21 @@ def test_r18_quality_cli_prints_figures_and_verdicts(org):
     assert out.exit_code == 1 and "contact has no quality: settings" in out.output
     out = _cli("quality", CONFIG, "--db", t.db_url, "--as", "rep_a", "--format", "json")
     assert json.loads(out.output)[0]["overall"]["records"] == 3
+
+
+def test_r18_sample_tenant_states_the_seed_thresholds(sqlite_url):
+    """The seed's checklist: completeness ≥ 90%, a follow-up in the last 3 months for ≥ 80%."""
+    sample = Path(__file__).resolve().parent.parent / "sample_tenant.yaml"
+    out = _cli("check", sample)
+    assert out.exit_code == 0, out.output
+    t = Tenant.load(sample, db_url=sqlite_url)
+    try:
+        quality = t.model.entity("customer").settings["quality"]
+        assert (quality["completeness_min"], quality["followed_up_days"], quality["followed_up_min"]) == (90, 90, 80)
+        migrate(t)
+        [r] = quality_report(t, ["customer"])
+        assert r.followed_up_days == 90
+        thresholds = {c.name: (c.threshold, c.comparison) for c in r.overall.checks}
+        assert thresholds["completeness"] == (90, ">=") and thresholds["followed_up"] == (80, ">=")
+    finally:
+        t.dispose()
