@@ -15,6 +15,7 @@ from engine.dedup.check import check_write, row_problems
 from engine.dedup.index import DedupIndex
 from engine.dedup.normalize import BUILTIN_NORMALIZERS, collect_normalizers
 from engine.dedup.rules import rules_for
+from engine.dedup.settings import unknown_normalizer
 from engine.errors import ConfigError, ConfigIssue
 from engine.plugins import hookimpl
 
@@ -26,7 +27,8 @@ def formwork_dedup_normalizers() -> dict:
 
 @hookimpl
 def formwork_tenant_loaded(tenant) -> None:
-    """Normaliser names may come from any of the tenant's plugins: check them once all are loaded."""
+    """Normaliser names may come from any of the tenant's plugins: check them once all are loaded
+    (the config check left them alone, not knowing the plugins), at FILE:LINE:COL."""
     known = collect_normalizers(tenant.pm)
     issues = []
     smap = tenant.model.source_map
@@ -36,8 +38,7 @@ def formwork_tenant_loaded(tenant) -> None:
             if isinstance(name, str) and name not in known:
                 path = ("entities", entity.name, "duplicates", i, "normalize")
                 loc = smap.value(path) if smap is not None else None
-                issues.append(ConfigIssue(loc, f"normalize: unknown normaliser '{name}' "
-                                               f"(known: {', '.join(sorted(known))})"))
+                issues.append(ConfigIssue(loc, unknown_normalizer(name, known)))
     if issues:
         raise ConfigError(issues)
 

@@ -14,10 +14,11 @@ def check(config: str) -> None:
     """Check a tenant config: print every error as FILE:LINE:COL: message (exit 1), or a summary."""
     try:
         from ..config import check_config
-        from ..config.build import default_plugins
+        from ..config.build import default_normalizers, default_plugins
 
+        # the plugins a tenant loaded by the CLI has: the built-in ones
         field_types, functions = default_plugins()
-        model, issues = check_config(config, field_types, functions)
+        model, issues = check_config(config, field_types, functions, default_normalizers())
     except Exception as exc:  # noqa: BLE001 - `check` never prints a traceback
         model, issues = None, [ConfigIssue(SourceLocation(config, 1, 1),
                                            f"internal error while checking: {type(exc).__name__}: {exc}")]

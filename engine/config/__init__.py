@@ -2,9 +2,10 @@
 
 Public interface:
 
-- ``load_model(path, field_types=None, functions=None) -> TenantModel`` (raises ``ConfigError``
-  with every issue);
-- ``check_config(path, field_types=None, functions=None) -> (TenantModel | None, [ConfigIssue])``;
+- ``load_model(path, field_types=None, functions=None, normalizers=None) -> TenantModel`` (raises
+  ``ConfigError`` with every issue);
+- ``check_config(path, field_types=None, functions=None, normalizers=None) -> (TenantModel | None,
+  [ConfigIssue])``; ``normalizers`` are the duplicate-rule normalisers the tenant's plugins provide;
 - ``load_config(path) -> LoadedConfig`` the merged raw config with its ``SourceMap`` (no checks
   beyond YAML and ``extends``);
 - ``build_schema(field_types=None) -> dict`` and ``SCHEMA_PATH`` (the committed JSON Schema);

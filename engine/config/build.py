@@ -56,17 +56,34 @@ def default_plugins():
     return FieldTypeRegistry.from_plugins(pm), collect_functions(pm)
 
 
-def load_model(path: str | os.PathLike, field_types=None, functions: dict | None = None) -> TenantModel:
+def default_normalizers() -> dict:
+    """The duplicate-rule normalisers of the built-in plugins (what a CLI tenant loads)."""
+    from ..dedup.normalize import collect_normalizers
+    from ..plugins import make_plugin_manager
+
+    return collect_normalizers(make_plugin_manager())
+
+
+def load_model(path: str | os.PathLike, field_types=None, functions: dict | None = None,
+               normalizers: dict | None = None) -> TenantModel:
     """The checked model of a tenant config; raises ConfigError with every issue found."""
-    model, issues = check_config(path, field_types, functions)
+    model, issues = check_config(path, field_types, functions, normalizers)
     if issues or model is None:
         raise ConfigError(issues or [ConfigIssue(SourceLocation(str(path), 1, 1), "config not usable")])
     return model
 
 
-def check_config(path: str | os.PathLike, field_types=None, functions: dict | None = None
-                 ) -> tuple[TenantModel | None, list[ConfigIssue]]:
-    """(model, []) for a good config, else (None, every issue) — never raises for bad input."""
+def check_config(path: str | os.PathLike, field_types=None, functions: dict | None = None,
+                 normalizers: dict | None = None) -> tuple[TenantModel | None, list[ConfigIssue]]:
+    """(model, []) for a good config, else (None, every issue) — never raises for bad input.
+
+    `normalizers`: the duplicate-rule normalisers the tenant's plugins provide; a `normalize:` name
+    outside them is an error. Without plugin arguments the built-in plugins' are used; with
+    field_types/functions but no normalizers the names are left to the tenant's plugins, which check
+    them when it loads (plugins/dedup.py).
+    """
+    if normalizers is None and field_types is None and functions is None:
+        normalizers = default_normalizers()
     if field_types is None or functions is None:
         ft, fn = default_plugins()
         field_types = ft if field_types is None else field_types
@@ -77,7 +94,7 @@ def check_config(path: str | os.PathLike, field_types=None, functions: dict | No
     if loaded.data is not None:
         bad_paths: set[tuple] = set()
         issues.extend(validate_config(loaded.data, loaded.source_map, build_schema(field_types), bad_paths))
-        builder = ModelBuilder(loaded, field_types, functions, issues, bad_paths)
+        builder = ModelBuilder(loaded, field_types, functions, issues, bad_paths, normalizers)
         model = builder.build()
     issues = _tidy(issues, loaded.files)
     return (None if issues else model), issues
@@ -113,8 +130,9 @@ class ModelBuilder:
     """Builds a TenantModel from a merged config, adding every problem to `issues`."""
 
     def __init__(self, loaded: LoadedConfig, field_types, functions: dict, issues: list[ConfigIssue],
-                 bad_paths: set[tuple] | None = None):
+                 bad_paths: set[tuple] | None = None, normalizers: dict | None = None):
         self.loaded = loaded
+        self.normalizers = normalizers
         self.bad_paths = bad_paths or set()
         self.data: dict = loaded.data or {}
         self.smap: SourceMap = loaded.source_map
@@ -604,7 +622,7 @@ class ModelBuilder:
         """duplicates:, quality: and follow_ups: (engine/dedup/settings.py)."""
         from ..dedup.settings import check_entity_settings
 
-        check_entity_settings(model, self.error, self.schema_failed)
+        check_entity_settings(model, self.error, self.schema_failed, self.normalizers)
 
     # -- departments and roles --------------------------------------------------------------------
     def row_conditions(self, model: TenantModel, role: str, ename: str, rights: dict) -> None:

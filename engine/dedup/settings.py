@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ..config.validate import did_you_mean
 from .followups import follow_up_source, reference_fields
-from .normalize import BUILTIN_NORMALIZERS
 
 NOT_COMPARABLE = ("subtable", "file")
 QUALITY_SYSTEM_FIELDS = ("owner", "department")
@@ -28,9 +27,20 @@ def _field_error(ent, name, path, error, what: str) -> bool:
     return False
 
 
+def unknown_normalizer(name: str, known) -> str:
+    """The message for a `normalize:` name no loaded plugin provides."""
+    guess = did_you_mean(name, sorted(known))
+    hint = f"did you mean '{guess}'?" if guess else f"known: {', '.join(sorted(known))}"
+    return f"normalize: unknown normaliser '{name}' ({hint})"
+
+
 def check_entity_settings(model, error, schema_failed, normalizers=None) -> None:
-    """Check every entity's duplicate, quality and follow-up settings; `error(path, message, at)`."""
-    known = set(normalizers or BUILTIN_NORMALIZERS)
+    """Check every entity's duplicate, quality and follow-up settings; `error(path, message, at)`.
+
+    `normalizers`: every normaliser the tenant's plugins provide (a name outside them is reported);
+    None when the plugins are not known here — the tenant checks the names once it has loaded them.
+    """
+    known = None if normalizers is None else set(normalizers)
     for ent in model.entities.values():
         base = ("entities", ent.name)
         settings = ent.settings or {}
@@ -65,12 +75,8 @@ def _check_rule(ent, raw: dict, path: tuple, error, known: set, seen: dict, i: i
     if match == "exact" and "threshold" in raw:
         error(path + ("threshold",), "threshold: only a fuzzy rule has a threshold (an exact rule needs equal values)")
     name = raw.get("normalize")
-    if isinstance(name, str) and name not in known:
-        guess = did_you_mean(name, sorted(known))
-        if guess:
-            # Anything else may be a plugin's normaliser, checked when the tenant loads its plugins.
-            error(path + ("normalize",), f"normalize: unknown normaliser '{name}' (did you mean '{guess}'?)",
-                  at="value")
+    if isinstance(name, str) and known is not None and name not in known:
+        error(path + ("normalize",), unknown_normalizer(name, known), at="value")
     if not bad:
         key = (match, tuple(names), name)
         if key in seen:
