@@ -6,11 +6,12 @@ mapping and dotted paths are walked by our own code over mappings and lists (nev
 from __future__ import annotations
 
 import ast
+import datetime
 import decimal
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from simpleeval import InvalidExpression, SimpleEval
+from simpleeval import DISALLOW_FUNCTIONS, FeatureNotAvailable, InvalidExpression, SimpleEval
 
 from . import values as v
 from .errors import ExpressionError, ExpressionEvalError, ExpressionLimitError
@@ -57,34 +58,29 @@ class FormworkEval(SimpleEval):
     def __init__(self, source: str, plans: Mapping[tuple, tuple], functions: Mapping[str, Callable],
                  record: Mapping | None, loader: Callable | None, ctx: EvalContext,
                  cache: dict | None):
+        # SimpleEval.__init__ is not called: it builds handler tables, a warnings filter and a
+        # forbidden-function scan per instance, and an evaluation is one instance (formulas and
+        # rules run per row of an import). The handler table is the class's NODES; the scan is here.
         self._record = record if record is not None else {}
-        super().__init__(operators=dict(BINARY_OPERATORS), functions=dict(functions),
-                         names=self._record)
+        self.operators = BINARY_OPERATORS
+        self.functions = functions
+        for fn in functions.values():
+            if _is_forbidden(fn):
+                raise FeatureNotAvailable(f"This function {fn} is a really bad idea.")
+        self.names = self._record
+        self.allowed_attrs = None
         self._source = source
         self._plans = plans
         self._loader = loader
         self._ctx = ctx
         self._cache = cache if cache is not None else {}
         self._loads = 0
-        # Only the node types the compiler admits; anything else is FeatureNotAvailable.
-        self.nodes = {
-            ast.Constant: self._eval_constant,
-            ast.Name: self._eval_name,
-            ast.Attribute: self._eval_attribute,
-            ast.BinOp: self._eval_binop,
-            ast.UnaryOp: self._eval_unaryop,
-            ast.BoolOp: self._eval_boolop,
-            ast.Compare: self._eval_compare,
-            ast.IfExp: self._eval_ifexp,
-            ast.Call: self._eval_call,
-            ast.List: self._eval_list,
-            ast.Tuple: self._eval_list,
-        }
 
     # ---- entry point ----
     def run(self, tree: ast.expr) -> Any:
         """The raw result: a value, None, or UNKNOWN."""
-        with decimal.localcontext(v.decimal_context()):
+        # localcontext() copies the context it is given, so one template serves every evaluation.
+        with decimal.localcontext(_DECIMAL_CONTEXT):
             try:
                 return self.eval(self._source, previously_parsed=tree)
             except ExpressionEvalError as exc:
@@ -98,6 +94,16 @@ class FormworkEval(SimpleEval):
                     decimal.DecimalException) as exc:
                 raise ExpressionEvalError(f"cannot evaluate '{self._source}': {exc}",
                                           source=self._source) from exc
+
+    def _eval(self, node: ast.AST) -> Any:
+        """SimpleEval._eval over the class-level handler table, with the same result check."""
+        handler = NODES.get(type(node))
+        if handler is None:
+            raise FeatureNotAvailable(f"Sorry, {type(node).__name__} is not available in this evaluator")
+        result = handler(self, node)
+        if type(result) not in _SAFE_RESULTS:  # values never forbidden: skip SimpleEval's scan
+            self._check_disallowed_items(result)
+        return result
 
     # ---- leaves ----
     @staticmethod
@@ -282,3 +288,27 @@ class FormworkEval(SimpleEval):
         except Exception as exc:  # noqa: BLE001 - a plugin function's failure is an evaluation error
             raise ExpressionEvalError(f"{name}() failed: {exc}") from exc
         return v.normalize(result)
+
+
+# Only the node types the compiler admits; anything else is FeatureNotAvailable.
+NODES: Mapping[type, Callable] = MappingProxyType({
+    ast.Constant: lambda _self, node: node.value,   # FormworkEval._eval_constant
+    ast.Name: FormworkEval._eval_name,
+    ast.Attribute: FormworkEval._eval_attribute,
+    ast.BinOp: FormworkEval._eval_binop,
+    ast.UnaryOp: FormworkEval._eval_unaryop,
+    ast.BoolOp: FormworkEval._eval_boolop,
+    ast.Compare: FormworkEval._eval_compare,
+    ast.IfExp: FormworkEval._eval_ifexp,
+    ast.Call: FormworkEval._eval_call,
+    ast.List: FormworkEval._eval_list,
+    ast.Tuple: FormworkEval._eval_list,
+})
+# Result types that can never be a module or a forbidden function (SimpleEval's scan passes them).
+_SAFE_RESULTS = frozenset({type(None), bool, int, float, str, bytes, complex, decimal.Decimal, datetime.date,
+                           datetime.datetime, datetime.time, datetime.timedelta, type(UNKNOWN)})
+_DECIMAL_CONTEXT = v.decimal_context()
+
+
+def _is_forbidden(fn: Any) -> bool:
+    return fn in DISALLOW_FUNCTIONS  # SimpleEval.__init__'s own test
