@@ -14,6 +14,7 @@ from ..i18n import message
 from ..metadata.model import Entity, Field
 from ..permissions import PermissionDenied, Permissions
 from .audit import audit_row, last_change, read_history, write_audit
+from .bulk import AUDIT_JSON, RecordInsert, creation_changes
 from .prepare import Errors, Preparer, is_empty
 from .query import (cursor_clause, encode_cursor, filter_clause, order_by, parse_filters, parse_sort,
                     search_clause, system_field)
@@ -67,6 +68,7 @@ class RecordsService:
         self._preparers: dict[str, Preparer] = {}
         self._typed_fields: dict[str, list] = {}
         self._plans: dict[str, tuple] = {}
+        self._inserts: dict[tuple, RecordInsert] = {}
 
     @cached_property
     def schema(self):
@@ -698,32 +700,53 @@ class RecordsService:
         now = self.tenant.now()
         uid = getattr(user, "id", None)
         self._assign_autonumbers(conn, entity, records, now)
+        # On SQLite the rows go to the driver as lists (bulk.RecordInsert); elsewhere through Core.
+        fast = self._record_insert(entity, conn.dialect)
         rows = []
         for rec in records:
-            row = self._to_row(entity, rec, every_column=True)
             stamps = dict(created_at=now, created_by=uid, updated_at=now, updated_by=uid, version=1,
                           owner=rec.get("owner"), department=rec.get("department"))
-            row.update(stamps)
+            if not fast.ok:
+                row = self._to_row(entity, rec, every_column=True)
+                row.update(stamps)
+                rows.append(row)
             rec.update(stamps)
-            rows.append(row)
-        ids = allocate_ids(conn, t, len(rows))
-        for rid, row in zip(ids, rows):
-            row["id"] = rid
+        ids = allocate_ids(conn, t, len(records))
         try:
-            conn.execute(t.insert(), rows)
+            if fast.ok:
+                fast.insert.run(conn, fast.rows(records, ids, dict(created_at=now, created_by=uid, updated_at=now,
+                                                                   updated_by=uid, version=1)))
+            else:
+                for rid, row in zip(ids, rows):
+                    row["id"] = rid
+                conn.execute(t.insert(), rows)
         except sa.exc.IntegrityError as exc:
             raise self._integrity_error(entity, exc) from None
         for sub in entity.subtables():
             for rid, rec in zip(ids, records):
                 self._replace_children(conn, sub, rid, rec.get(sub.name) or [], delete_first=False)
-        audits = []
+        # One audit row per record with its initial values {field: [None, value]} (what history shows).
+        plan = self._plan(entity)
+        changes = []
         for rid, rec in zip(ids, records):
             rec["id"] = rid
-            changes = {k: [None, v] for k, v in self.to_json(entity.name, rec).items()
-                       if k in entity.fields and not is_empty(v)}
-            audits.append(audit_row(entity.name, rid, action, changes, user, note=note, at=now))
-        write_audit(conn, self.schema.system["audit"], audits)
+            changes.append(AUDIT_JSON(creation_changes(plan, rec, self._json)))
+        if fast.ok:
+            fast.audit.run(conn, fast.audit_rows(ids, changes, dict(
+                at=now, user_id=uid, username=getattr(user, "username", None) or "system", entity=entity.name,
+                action=action, note=note)))
+        else:
+            write_audit(conn, self.schema.system["audit"],
+                        [{**audit_row(entity.name, rid, action, {}, user, note=note, at=now), "changes": text}
+                         for rid, text in zip(ids, changes)])
         return ids
+
+    def _record_insert(self, entity: Entity, dialect) -> RecordInsert:
+        key = (entity.table_name, dialect.name)
+        if key not in self._inserts:
+            self._inserts[key] = RecordInsert(self.schema.table(entity), dialect, self._typed(entity),
+                                              self.schema.system["audit"])
+        return self._inserts[key]
 
     def _replace_children(self, conn, sub: Field, parent_id: int, rows: list[dict], delete_first=True) -> None:
         ct = self.schema.table(sub.child)

@@ -1,0 +1,146 @@
+"""Bulk inserts of new records (create_many, import): rows straight to the driver, compact audit rows.
+
+SQLAlchemy's executemany of a list of dicts compiles the statement, then for every row builds a
+parameter dict, looks up each bind and runs the column type's bind processor. For the thousands of
+rows of an import that per-row work costs more than the insert itself. `DriverInsert` compiles the
+INSERT once, keeps each column's bind processor (the same ones SQLAlchemy would run) and hands the
+DB-API's executemany plain lists — what SQLAlchemy sends the driver, built without its per-row work.
+It is used on SQLite (qmark parameters); other databases keep SQLAlchemy's own executemany.
+
+`creation_changes` is the audit trail's {field: [None, value]} of a new record, built from the
+entity's per-field JSON converters (`RecordsService._plan`) instead of a whole `to_json` per record.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable
+
+import sqlalchemy as sa
+
+from ..fields.base import FieldType
+
+# json.dumps(changes, ensure_ascii=False, default=str) of audit.audit_row, with its encoder built once.
+AUDIT_JSON = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
+def _then(first: Callable | None, second: Callable | None) -> Callable | None:
+    """second(first(v)), skipping whichever is None."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return lambda v: second(first(v))
+
+
+class DriverInsert:
+    """INSERT INTO table (keys) compiled once; `run` sends rows of {key: value} as driver parameters.
+
+    `ok` is False when the driver path cannot reproduce SQLAlchemy's insert exactly (not SQLite, or
+    the statement needs more than the given keys, e.g. Python-side column defaults): use Core then.
+    """
+
+    def __init__(self, table: sa.Table, dialect, keys: list[str]):
+        self.keys = list(keys)
+        compiled = table.insert().compile(dialect=dialect, column_keys=self.keys)
+        order = list(getattr(compiled, "positiontup", None) or ())
+        self.ok = (dialect.name == "sqlite" and compiled.positional and sorted(order) == sorted(self.keys)
+                   and not compiled.insert_prefetch and not compiled.postfetch)
+        self.sql = compiled.string
+        self.position = {k: i for i, k in enumerate(order)}
+        self.processors = {k: table.c[k].type.dialect_impl(dialect).bind_processor(dialect) for k in self.keys}
+
+    def template(self, constants: dict[str, Any]) -> list:
+        """A row with the batch's constant values in place (each through its bind processor once)."""
+        row: list = [None] * len(self.keys)
+        for key, value in constants.items():
+            proc = self.processors[key]
+            row[self.position[key]] = value if proc is None else proc(value)
+        return row
+
+    def run(self, conn: sa.Connection, rows: list[tuple]) -> None:
+        if rows:
+            conn.exec_driver_sql(self.sql, rows)
+
+
+STAMPS = ("owner", "department", "created_at", "created_by", "updated_at", "updated_by", "version")
+AUDIT_KEYS = ("at", "user_id", "username", "entity", "record_id", "action", "changes", "note")
+
+
+class RecordInsert:
+    """How new records of one entity become driver rows: per stored field its to_db and bind processor."""
+
+    def __init__(self, table: sa.Table, dialect, typed: list, audit_table: sa.Table):
+        stored = [(f, t) for f, t in typed if t.stored]
+        keys = ["id", *(f.name for f, _ in stored), *STAMPS]
+        self.insert = DriverInsert(table, dialect, keys)
+        self.audit = DriverInsert(audit_table, dialect, list(AUDIT_KEYS))
+        self.ok = self.insert.ok and self.audit.ok and len(set(keys)) == len(keys)
+        if not self.ok:
+            return
+        pos = self.insert.position
+        self.id_pos = pos["id"]
+        self.slots = []      # (position, field name, value → driver value or None, driver value when absent)
+        for f, ftype in stored:
+            to_db = None if type(ftype).to_db is FieldType.to_db else (lambda v, _f=f, _t=ftype: _t.to_db(_f, v))
+            proc = self.insert.processors[f.name]
+            self.slots.append((pos[f.name], f.name, _then(to_db, proc), None if proc is None else proc(None)))
+        self.owner = (pos["owner"], self.insert.processors["owner"])
+        self.department = (pos["department"], self.insert.processors["department"])
+        self.audit_id_pos = self.audit.position["record_id"]
+        self.audit_changes_pos = self.audit.position["changes"]
+
+    def rows(self, records: list[dict], ids: list[int], stamps: dict) -> list[tuple]:
+        """One driver row per record (`stamps`: created_at, created_by, updated_at, updated_by, version)."""
+        base = self.insert.template(stamps)
+        id_pos, slots = self.id_pos, self.slots
+        (owner_pos, owner_proc), (dept_pos, dept_proc) = self.owner, self.department
+        out = []
+        for rid, rec in zip(ids, records):
+            row = base.copy()
+            row[id_pos] = rid
+            for pos, name, conv, absent in slots:
+                if name in rec:
+                    v = rec[name]
+                    row[pos] = v if conv is None else conv(v)
+                else:
+                    row[pos] = absent
+            v = rec.get("owner")
+            row[owner_pos] = v if owner_proc is None else owner_proc(v)
+            v = rec.get("department")
+            row[dept_pos] = v if dept_proc is None else dept_proc(v)
+            out.append(tuple(row))  # exec_driver_sql takes tuples
+        return out
+
+    def audit_rows(self, ids: list[int], changes: Iterable[str], constants: dict) -> list[tuple]:
+        """fw_audit driver rows: `constants` (at, user_id, username, entity, action, note) and per
+        record its id and its changes JSON."""
+        base = self.audit.template(constants)
+        id_pos, ch_pos = self.audit_id_pos, self.audit_changes_pos
+        out = []
+        for rid, text in zip(ids, changes):
+            row = base.copy()
+            row[id_pos] = rid
+            row[ch_pos] = text
+            out.append(tuple(row))  # exec_driver_sql takes tuples
+        return out
+
+
+def creation_changes(plan: tuple, record: dict, child_json: Callable) -> dict:
+    """{field: [None, JSON value]} of every non-empty field of a new record, in field order: what
+    `{k: [None, v] for k, v in to_json(record).items() if k in entity.fields and not is_empty(v)}` gives.
+
+    `plan` is RecordsService._plan(entity); `child_json(child_entity, row)` serialises a subtable row.
+    """
+    changes = {}
+    for name, _from_db, to_json, child, _stored in plan:
+        if name not in record:
+            continue
+        v = record[name]
+        if child is not None:
+            v = [child_json(child, r) for r in v or []]
+        elif to_json is not None:
+            v = to_json(v)
+        if v is None or v == "" or v == []:
+            continue
+        changes[name] = [None, v]
+    return changes
