@@ -49,6 +49,41 @@ class Preparer:
         self.children = {f.name: Preparer(tenant, f.child) for f in entity.subtables()}
         self.typed = {name: (f, self.types.for_field(f)) for name, f in entity.fields.items()}
         self.required = [name for name, (f, t) in self.typed.items() if f.required and not t.computed]
+        # The fields a new record may get a default for (_default gives None for every other field).
+        self.defaultable = [(name, f) for name, (f, t) in self.typed.items()
+                            if f.child is not None or (not t.computed and (f.default_expr is not None
+                                                                           or f.default is not None))]
+
+    def row_coercer(self, ctx, writable: set | None = None, hidden: set | None = None) -> Callable:
+        """``coerce_row(values, errors) -> dict``: what ``coerce_input(values, None, ctx, errors,
+        writable=writable, hidden=hidden)`` returns and adds to `errors`, for many new records with
+        one context (create_many, import). The plain fields a caller may write are coerced by
+        per-field compiled coercers (engine.fields.fast); every other key goes through coerce_input."""
+        from ..fields.fast import coercer
+
+        plain: dict[str, tuple] = {}
+        for name, (field, ftype) in self.typed.items():
+            if (hidden and name in hidden) or ftype.computed or field.child is not None \
+                    or (writable is not None and name not in writable):
+                continue
+            plain[name] = (field, coercer(ftype, field, ctx))
+        general = self.coerce_input
+        add_error = self._add_value_error
+
+        def coerce_row(values, errors: Errors) -> dict:
+            out: dict = {}
+            for key, raw in values.items():
+                entry = plain.get(key)
+                if entry is None:
+                    out.update(general({key: raw}, None, ctx, errors, writable=writable, hidden=hidden))
+                    continue
+                try:
+                    out[key] = entry[1](raw)
+                except FieldValueError as exc:
+                    add_error(errors, key, entry[0], exc)
+            return out
+
+        return coerce_row
 
     def coerce_input(self, values: dict, old: dict | None, ctx, errors: Errors, prefix: str = "",
                      writable: set | None = None, hidden: set | None = None) -> dict:
@@ -128,7 +163,7 @@ class Preparer:
         now = now or datetime.now(timezone.utc)
         if old is None:
             record = {}
-            for name, field in self.entity.fields.items():
+            for name, field in self.defaultable:
                 if name in values:
                     continue
                 default = self._default(field, values, ctx, loader, now, errors, prefix)

@@ -523,11 +523,14 @@ class RecordsService:
             access = self.permissions.field_access(entity, user)
             writable = {n for n, a in access.items() if a == "write"}
             hidden = {n for n, a in access.items() if a == "hidden"}
+            coerce_row = prep.row_coercer(ctx, writable=writable, hidden=hidden)  # = coerce_input, compiled
+            validators = self.tenant.pm.hook.formwork_records_validate.get_hookimpls()
             for n, values in enumerate(rows, start=1):
                 errors = Errors(loc)
-                clean = prep.coerce_input(dict(values), None, ctx, errors, writable=writable, hidden=hidden)
+                clean = coerce_row(values, errors)
                 record = prep.complete(clean, None, ctx, errors, loader=loader, now=now)
-                self._plugin_validate(entity, record, None, errors)
+                if validators:
+                    self._plugin_validate(entity, record, None, errors)
                 if not errors:
                     self._stamp(record, None, user)
                     try:
