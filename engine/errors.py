@@ -63,6 +63,15 @@ class Conflict(FormworkError):
         super().__init__(message)
 
 
+class Locked(FormworkError):
+    """The record (or some of its fields) is frozen by a pending approval (HTTP 423)."""
+
+    def __init__(self, message: str, fields: list[str] | None = None, approval_id: int | None = None):
+        self.fields = fields or []
+        self.approval_id = approval_id
+        super().__init__(message)
+
+
 class DuplicatesFound(FormworkError):
     """A write looks like a duplicate of existing records (the entity's `duplicates:` rules).
 

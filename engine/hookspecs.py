@@ -38,10 +38,11 @@ def formwork_expressions_functions() -> dict:
 
 @hookspec
 def formwork_records_validate(tenant: Any, entity: Any, values: dict, old: dict | None,
-                              errors: dict) -> None:
+                              errors: dict, locale: str) -> None:
     """Add messages to ``errors`` (``{field or "_record": [message]}``) for a record about to be written.
 
-    ``values`` is the full record after coercion and formulas; ``old`` is the stored record on update.
+    ``values`` is the full record after coercion and formulas; ``old`` is the stored record on update;
+    ``locale`` is the writer's language for the messages.
     """
 
 
@@ -105,6 +106,28 @@ def formwork_records_filter(tenant: Any, entity: Any, table: Any, name: str, val
     a SQLAlchemy condition on ``table``, or return None to leave it to other plugins (a filter no
     plugin claims is refused as unknown). ``user`` is the reader (None for the engine).
     """
+
+
+@hookspec
+def formwork_notifications_send(tenant: Any, notifications: list, connection: Any) -> None:
+    """Notifications were stored for people who must act (``user_id``, ``kind``, ``params``, ``entity``,
+    ``record_id``, ``approval_id``, ``task_id``). Runs inside the write transaction: an e-mail or IM
+    plugin should queue its messages and send them after commit, not block the write.
+    """
+
+
+@hookspec
+def formwork_workflows_stage_changed(tenant: Any, pipeline: Any, entity: Any, record: dict, old_stage: Any,
+                                     new_stage: Any, user: Any, connection: Any) -> None:
+    """A record entered a stage of ``pipeline`` (``old_stage`` is None when it was created there).
+    Runs inside the write transaction."""
+
+
+@hookspec
+def formwork_approvals_changed(tenant: Any, flow: Any, approval: dict, event: str, user: Any,
+                               connection: Any) -> None:
+    """An approval moved: ``event`` is submitted, step_approved, approved, rejected, withdrawn or
+    resubmitted; ``approval`` is its stored row. Runs inside the transaction."""
 
 
 @hookspec

@@ -14,6 +14,7 @@ BUILTIN_PLUGINS = (
     "plugins.field_types",
     "plugins.expression_functions",
     "plugins.dedup",
+    "plugins.workflows",
 )
 
 

@@ -135,6 +135,34 @@ class Tenant:
         return UserStore(self)
 
     @cached_property
+    def pipelines(self):
+        """Pipelines: criteria, stage history, stagnation, the board (engine.workflows.pipelines)."""
+        from .workflows.pipelines import Pipelines
+
+        return Pipelines(self)
+
+    @cached_property
+    def approvals(self):
+        """Approval flows: instances, steps, decisions (engine.workflows.approvals)."""
+        from .workflows.approvals import Approvals
+
+        return Approvals(self)
+
+    @cached_property
+    def notifications(self):
+        """In-app notifications (engine.workflows.notifications)."""
+        from .workflows.notifications import Notifications
+
+        return Notifications(self)
+
+    @cached_property
+    def tasks(self):
+        """Help requests and other tasks (engine.workflows.tasks)."""
+        from .workflows.tasks import Tasks
+
+        return Tasks(self)
+
+    @cached_property
     def storage(self):
         from .fields.storage import LocalFileStorage
 

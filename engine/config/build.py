@@ -28,6 +28,7 @@ from .reserved import MAX_TABLE_NAME, name_problem
 from .schema import IDENTIFIER, TYPE_KEYS, build_schema
 from .sourcemap import SourceMap
 from .validate import did_you_mean, validate_config
+from ..workflows import config as workflows
 
 _IDENT = re.compile(IDENTIFIER)
 _EXPRESSION_DEFAULT = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\(")
@@ -167,8 +168,12 @@ class ModelBuilder:
                             files=list(self.loaded.files), fingerprint=fingerprint(self.data),
                             source_map=self.smap)
         self.model = model
+        workflows.build_pipelines(self, model)
+        workflows.add_status_fields(self, model)
         self.expressions(model)
+        workflows.compile_pipeline_checks(self, model)
         self.organisation(model)
+        workflows.build_approvals(self, model)
         self.entity_settings(model)
         return model
 

@@ -253,6 +253,60 @@ def _strict_schema(field_types=None) -> dict:
                     title="{label: …, options: […]}"),
         ],
     }
+    check = _closed({
+        "check": {"type": "string", "description": "An expression that must hold to enter the stage."},
+        "message": _ref("label"),
+    }, ["check", "message"], title="an entry check: {check: …, message: …}")
+    stage = _closed({
+        "name": {**_ref("identifier"), "description": "The stored value of the stage."},
+        "label": _ref("label"),
+        "probability": {"type": "number", "minimum": 0, "maximum": 100,
+                        "description": "Win probability in % (stage.probability in formulas)."},
+        "requires": {"type": "array", "items": _ref("identifier"), "uniqueItems": True,
+                     "description": "Fields that must be filled in to enter the stage."},
+        "checks": {"type": "array", "items": check, "description": "Expressions that must hold to enter the stage."},
+        "actions": {"type": "array", "items": _ref("label"), "description": "Key actions (关键动作), a checklist on the record."},
+        "deliverables": {"type": "array", "items": _ref("label"),
+                         "description": "Deliverables (产出物), a checklist on the record."},
+        "outcome": {"enum": ["won", "lost"], "description": "A final stage: won or lost."},
+        "stagnation_days": {"type": "integer", "minimum": 1,
+                            "description": "Flag records in this stage longer than this many days."},
+    }, ["name", "probability"], title="a stage: {name: …, label: …, probability: …}")
+    pipeline = _closed({
+        "label": _ref("label"),
+        "entity": {**_ref("identifier"), "description": "The entity whose records move through the stages."},
+        "field": {**_ref("identifier"),
+                  "description": "Its stage field (type stage; created by the pipeline if absent). Default: stage."},
+        "amount": {**_ref("identifier"),
+                   "description": "The amount the board sums and weights by probability. Default: amount."},
+        "stagnation_days": {"title": "days, or average", "oneOf": [
+            {"type": "integer", "minimum": 1, "title": "a number of days"},
+            {"const": "average", "title": "average: longer than the average time spent in that stage"}],
+            "description": "Flag records that stay in a stage longer than this (R27)."},
+        "forward_only": {"type": "boolean", "description": "Refuse moves back to an earlier stage."},
+        "reopen_roles": {"type": "array", "items": _ref("identifier"), "uniqueItems": True,
+                         "description": "Roles that may move a record out of a won/lost stage (admins always may)."},
+        "stages": {"type": "array", "items": stage, "minItems": 2, "description": "The stages, in order."},
+    }, ["entity", "stages"], title="a pipeline: {entity: …, field: …, stages: […]}")
+    step = _closed({
+        "approver": {"type": "string",
+                     "pattern": r"^(manager(:[1-9])?|role:[a-z][a-z0-9_]*|user:\S+|department:[a-z][a-z0-9_]*)$",
+                     "description": "manager, manager:<levels up>, role:<role>, user:<username> or department:<dept>."},
+        "when": {"type": "string", "description": "The step applies only when this expression holds."},
+        "mode": {"enum": ["any", "all"], "description": "any (default): one approver decides; all: every one must approve."},
+        "allow_self": {"type": "boolean", "description": "The submitter may approve this step (default: no)."},
+        "label": _ref("label"),
+    }, ["approver"], title="an approval step: {approver: …, when: …, mode: any|all}")
+    approval = _closed({
+        "label": _ref("label"),
+        "entity": {**_ref("identifier"), "description": "The entity whose writes the flow watches."},
+        "when": {"type": "string", "description": "Starts when a create or update makes this expression true."},
+        "lock": {"type": "array", "items": _ref("identifier"), "uniqueItems": True,
+                 "description": "Fields frozen while pending; changing them after approval starts a new approval."},
+        "status_field": {**_ref("identifier"),
+                         "description": "A select field only the flow sets: pending, approved, rejected, withdrawn."},
+        "steps": {"type": "array", "items": step, "minItems": 1, "description": "The steps, in order."},
+    }, ["entity", "when", "steps"], title="an approval flow: {entity: …, when: …, steps: […]}")
     tenant = _closed({
         "name": {**_ref("identifier"), "description": "The tenant's short name (database, URLs)."},
         "label": _ref("label"),
@@ -275,6 +329,8 @@ def _strict_schema(field_types=None) -> dict:
             "departments": _names_to(department, "The organisation tree."),
             "roles": _names_to(role, "Roles and what they may do."),
             "entities": {**_names_to(_ref("entity"), "The record types."), "minProperties": 1},
+            "pipelines": _names_to(pipeline, "Sales pipelines: stages with probabilities and entry criteria."),
+            "approvals": _names_to(approval, "Approval flows: multi-step, conditional, enforced on every write."),
         },
         "$defs": {
             "identifier": {"type": "string", "pattern": IDENTIFIER, "maxLength": IDENTIFIER_MAX,

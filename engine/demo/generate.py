@@ -68,7 +68,7 @@ class DemoGenerator:
             if only is not None and f.name not in only:
                 continue
             ftype = self.tenant.field_types.for_field(f)
-            if ftype.computed:
+            if ftype.computed or f.settings.get("approval"):   # an approval's status is the flow's to set
                 continue
             if f.child is not None:
                 out[f.name] = [self.values(f.child) for _ in range(self.random.randint(1, 4))]
@@ -145,10 +145,21 @@ def demo_users(tenant, faker: Faker) -> int:
     for i, role in enumerate(roles[:5]):
         username = f"demo_{role}"
         if tenant.users.by_username(username) is None:
-            tenant.users.add(username, [role], department=departments[i % len(departments)],
-                             display_name=faker.name())
+            dept = _department_for(role, departments, i)
+            # a manager role manages its department, so approvals have someone to go to
+            tenant.users.add(username, [role], department=dept, display_name=faker.name(),
+                             manages=[dept] if dept and "manager" in role else [])
             made += 1
     return made
+
+
+def _department_for(role: str, departments: list, i: int):
+    """The department a role's name points to (sales_rep → sales, finance → finance), else round robin."""
+    stem = role.split("_")[0]
+    for d in departments:
+        if d in (role, stem):
+            return d
+    return departments[i % len(departments)]
 
 
 def generate_demo(tenant, size: int = 20, seed: int | None = None) -> dict[str, int]:

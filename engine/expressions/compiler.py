@@ -36,7 +36,7 @@ FIELD_RESULT_TYPES: Mapping[str, str] = MappingProxyType({
     "percent": "percent", "percentage": "percent",
     "text": "text", "string": "text", "textarea": "text", "longtext": "text", "richtext": "text",
     "markdown": "text", "email": "text", "phone": "text", "mobile": "text", "landline": "text",
-    "wechat": "text", "url": "text", "select": "text", "radio": "text", "autonumber": "text",
+    "wechat": "text", "url": "text", "select": "text", "stage": "text", "radio": "text", "autonumber": "text",
     "address": "text", "department": "text",
     "boolean": "boolean", "bool": "boolean", "checkbox": "boolean",
     "date": "date",
@@ -47,6 +47,16 @@ SYSTEM_FIELD_TYPES: Mapping[str, str] = MappingProxyType({
     "id": "integer", "created_at": "datetime", "updated_at": "datetime", "version": "integer",
     "department": "text", "parent_id": "integer", "position": "integer",
 })
+
+# What `stage.<attribute>` reads from the current stage's definition, and its expression type.
+STAGE_ATTRIBUTES: Mapping[str, str] = MappingProxyType({
+    "probability": "percent", "label": "text", "outcome": "text", "position": "integer",
+})
+
+
+def last_but_one(i: int, path: tuple) -> bool:
+    return i == len(path) - 2
+
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
            ast.Pow: "**"}
@@ -465,6 +475,12 @@ class _Checker:
                         raise self.error(f"'{seg}' on {entity.name} refers to unknown entity "
                                          f"'{fld.to}'", node)
                     entity = target
+            elif fld is not None and fld.type == "stage" and last_but_one(i, path):
+                stages = (getattr(fld, "settings", None) or {}).get("stages") or {}
+                if nxt not in STAGE_ATTRIBUTES:
+                    raise self.error(f"a stage has {', '.join(STAGE_ATTRIBUTES)}, not '{nxt}'", node)
+                self.plans[path] = (PathStep(seg, "lookup", stages), PathStep(nxt, "value"))
+                return STAGE_ATTRIBUTES[nxt]
             elif fld is not None and getattr(fld, "child", None) is not None:
                 steps.append(PathStep(seg, "sub"))
                 listy = True

@@ -38,7 +38,8 @@ class PathStep:
     """One segment of a dotted path and how to go on from its value.
 
     kind: "value" (last segment or plain field), "ref" (a reference: load ``target`` by id),
-    "sub" (a subtable: project over its rows), "dyn" (unchecked: follow mappings and lists only).
+    "sub" (a subtable: project over its rows), "lookup" (a stage: ``target`` maps each stored
+    value to its definition's attributes), "dyn" (unchecked: follow mappings and lists only).
     """
 
     __slots__ = ("name", "kind", "target")
@@ -174,6 +175,9 @@ class FormworkEval(SimpleEval):
             return out, True
         if v.is_null(value):
             return None, False
+        if step.kind == "lookup":   # a stage: its definition's attributes by the stored value
+            info = step.target.get(value) if isinstance(step.target, Mapping) else None
+            return (None if info is None else v.normalize(info.get(name))), False
         if step.kind == "ref":
             record = value if isinstance(value, Mapping) and name in value else None
             if record is None:

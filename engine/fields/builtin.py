@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .base import FieldType
-from .choice import MultiSelectType, SelectType
+from .choice import MultiSelectType, SelectType, StageType
 from .computed import AutonumberType, FormulaType
 from .file import FileType
 from .links import DepartmentType, ReferenceType, UserType
@@ -14,7 +14,7 @@ from .text import EmailType, TextareaType, TextType, UrlType, WechatType
 
 BUILTIN_TYPE_CLASSES: tuple[type[FieldType], ...] = (
     TextType, TextareaType, IntegerType, DecimalType, MoneyType, PercentType, BooleanType,
-    DateType, DateTimeType, SelectType, MultiSelectType, ReferenceType, UserType, DepartmentType,
+    DateType, DateTimeType, SelectType, MultiSelectType, StageType, ReferenceType, UserType, DepartmentType,
     PhoneType, EmailType, UrlType, WechatType, FormulaType, AutonumberType, FileType, SubtableType,
 )
 

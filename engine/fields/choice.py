@@ -174,3 +174,16 @@ class MultiSelectType(FieldType):
         k = faker.random_int(1, min(3, len(values)))
         picked = set(faker.random_elements(values, length=k, unique=True))
         return [v for v in values if v in picked]
+
+
+class StageType(SelectType):
+    """A pipeline's stage: a select whose options are the pipeline's stages (set by the pipeline).
+
+    In expressions `stage.probability`, `stage.label`, `stage.outcome` and `stage.position` read the
+    current stage's definition (engine/workflows).
+    """
+
+    name = "stage"
+
+    def check_config(self, field: Field, raw: dict) -> list[tuple[tuple, str]]:
+        return []  # its options come from the pipeline; engine/workflows/config.py checks it has one

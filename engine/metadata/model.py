@@ -152,6 +152,81 @@ class Entity:
 
 
 @dataclass
+class Stage:
+    """One stage of a pipeline (R5, R6): its win probability and what must hold to enter it."""
+
+    name: str
+    label: Label
+    probability: Any                     # Decimal 0-100
+    position: int
+    requires: list[str] = dc_field(default_factory=list)      # fields that must be filled in
+    checks: list[Rule] = dc_field(default_factory=list)       # expressions that must hold
+    actions: list[Label] = dc_field(default_factory=list)     # key actions (关键动作), a checklist
+    deliverables: list[Label] = dc_field(default_factory=list)  # deliverables (产出物), a checklist
+    outcome: str | None = None           # won | lost: a final stage
+    stagnation_days: int | None = None   # overrides the pipeline's limit for this stage
+    source: SourceLocation | None = None
+
+
+@dataclass
+class Pipeline:
+    """A sales pipeline: the stages a record of `entity` moves through in its `field`."""
+
+    name: str
+    label: Label
+    entity: str
+    field: str
+    stages: list[Stage]
+    amount: str | None = None            # the money field the board sums (and weights)
+    stagnation_days: int | None = None   # a fixed limit in days …
+    stagnation_average: bool = False     # … or "average": longer than the average time in that stage
+    forward_only: bool = False
+    reopen_roles: list[str] = dc_field(default_factory=list)  # may move a deal out of won/lost
+    source: SourceLocation | None = None
+
+    def stage(self, name: Any) -> Stage | None:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        return None
+
+
+@dataclass
+class ApprovalStep:
+    """One step of an approval flow; `approver` is manager[:n], role:<r>, user:<u> or department:<d>."""
+
+    position: int
+    approver: str
+    when: Any = None                     # CompiledExpression: the step applies only when it holds
+    mode: str = "any"                    # any: one approver decides; all: every approver must approve
+    allow_self: bool = False
+    label: Label | None = None
+    source: SourceLocation | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.approver.partition(":")[0]
+
+    @property
+    def argument(self) -> str:
+        return self.approver.partition(":")[2]
+
+
+@dataclass
+class ApprovalFlow:
+    """An approval flow (R4): starts when `when` becomes true on a write of `entity`."""
+
+    name: str
+    label: Label
+    entity: str
+    when: Any                            # CompiledExpression
+    steps: list[ApprovalStep]
+    lock: list[str] = dc_field(default_factory=list)
+    status_field: str | None = None      # a select field only the flow sets (pending/approved/…)
+    source: SourceLocation | None = None
+
+
+@dataclass
 class TenantInfo:
     """The `tenant:` block."""
 
@@ -173,6 +248,8 @@ class TenantModel:
     files: list[str]                  # config files that went into it, template first
     fingerprint: str                  # a hash of the merged config: the "config version"
     source_map: Any = None            # engine.config.sourcemap.SourceMap
+    pipelines: dict[str, Pipeline] = dc_field(default_factory=dict)
+    approvals: dict[str, ApprovalFlow] = dc_field(default_factory=dict)
 
     def entity(self, name: str) -> Entity:
         return self.entities[name]
@@ -186,6 +263,12 @@ class TenantModel:
                 f = stack.pop(0)
                 yield f.child
                 stack.extend(f.child.subtables())
+
+    def pipelines_of(self, entity_name: str) -> list[Pipeline]:
+        return [p for p in self.pipelines.values() if p.entity == entity_name]
+
+    def approvals_of(self, entity_name: str) -> list[ApprovalFlow]:
+        return [a for a in self.approvals.values() if a.entity == entity_name]
 
     def referencing(self, target: str) -> list[tuple[Entity, Field]]:
         """Every (entity, field) that holds a reference to `target`, subtables included."""

@@ -604,7 +604,7 @@ class RecordsService:
     def _plugin_validate(self, entity, record, old, errors: Errors) -> None:
         extra: dict[str, list[str]] = {}
         self.tenant.pm.hook.formwork_records_validate(tenant=self.tenant, entity=entity, values=record, old=old,
-                                                      errors=extra)
+                                                      errors=extra, locale=errors.locale)
         for k, msgs in extra.items():
             for m in msgs:
                 errors.add_text(k, m)

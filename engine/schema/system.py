@@ -110,7 +110,8 @@ def define_system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("channel", sa.String(20), nullable=False, server_default="cli"),  # cli | web | api
     )
     define_dedup_tables(metadata)
-    return {"users": users, "shares": shares, "exports": exports, "tokens": tokens, "login_failures": login_failures, "audit": audit,
+    workflow = define_workflow_tables(metadata)
+    return {**workflow, "users": users, "shares": shares, "exports": exports, "tokens": tokens, "login_failures": login_failures, "audit": audit,
             "sequences": sequences, "schema_state": schema_state, "config_versions": config_versions}
 
 
@@ -143,3 +144,113 @@ def define_dedup_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("records", sa.BigInteger, nullable=False, server_default="0"),
     )
     return {"keys": keys, "values": values, "state": state}
+
+
+def define_workflow_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    """Pipelines and approvals (engine/workflows): stage history, checklists, approval instances with
+    their steps and decisions, help requests (tasks) and in-app notifications."""
+    stage_history = sa.Table(
+        "fw_stage_history", metadata,
+        id_column(),
+        sa.Column("entity", sa.String(100), nullable=False),
+        sa.Column("record_id", sa.BigInteger, nullable=False),
+        sa.Column("pipeline", sa.String(100), nullable=False),
+        sa.Column("stage", sa.String(100), nullable=False),
+        sa.Column("entered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("entered_by", sa.BigInteger),
+        sa.Column("left_at", sa.DateTime(timezone=True)),         # NULL: the record is in this stage now
+        sa.Column("left_by", sa.BigInteger),
+        sa.Index("ix_fw_stage_history_record", "entity", "record_id"),
+        sa.Index("ix_fw_stage_history_open", "pipeline", "left_at", "stage", "entered_at"),
+    )
+    checklist = sa.Table(
+        "fw_stage_checklist", metadata,
+        id_column(),
+        sa.Column("entity", sa.String(100), nullable=False),
+        sa.Column("record_id", sa.BigInteger, nullable=False),
+        sa.Column("pipeline", sa.String(100), nullable=False),
+        sa.Column("stage", sa.String(100), nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),          # action | deliverable
+        sa.Column("item", sa.Integer, nullable=False),             # its position in the stage's list
+        sa.Column("done_by", sa.BigInteger),
+        sa.Column("done_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("entity", "record_id", "pipeline", "stage", "kind", "item",
+                            name="uq_fw_stage_checklist_item"),
+    )
+    approvals = sa.Table(
+        "fw_approvals", metadata,
+        id_column(),
+        sa.Column("flow", sa.String(100), nullable=False),
+        sa.Column("entity", sa.String(100), nullable=False),
+        sa.Column("record_id", sa.BigInteger, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),        # pending | approved | rejected | withdrawn
+        sa.Column("step", sa.Integer),                             # the active step's position while pending
+        sa.Column("submitted_by", sa.BigInteger),
+        sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", sa.DateTime(timezone=True)),
+        sa.Column("snapshot", sa.Text, nullable=False, server_default="{}"),  # JSON: locked values submitted
+        sa.Column("title", sa.String(300), nullable=False, server_default=""),
+        sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+        sa.Index("ix_fw_approvals_record", "entity", "record_id", "flow"),
+        sa.Index("ix_fw_approvals_status", "status"),
+    )
+    approval_steps = sa.Table(
+        "fw_approval_steps", metadata,
+        id_column(),
+        sa.Column("approval_id", sa.BigInteger, nullable=False),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("approver", sa.String(200), nullable=False),     # as configured: manager, role:finance …
+        sa.Column("mode", sa.String(10), nullable=False),
+        sa.Column("approvers", sa.Text, nullable=False, server_default="[]"),  # JSON user ids, resolved
+        sa.Column("status", sa.String(20), nullable=False),        # waiting | active | approved | rejected | skipped | cancelled
+        sa.Column("note", sa.Text),                                # why skipped or escalated
+        sa.Column("started_at", sa.DateTime(timezone=True)),
+        sa.Column("decided_at", sa.DateTime(timezone=True)),
+        sa.UniqueConstraint("approval_id", "position", name="uq_fw_approval_steps_position"),
+    )
+    approval_decisions = sa.Table(
+        "fw_approval_decisions", metadata,
+        id_column(),
+        sa.Column("approval_id", sa.BigInteger, nullable=False),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("user_id", sa.BigInteger, nullable=False),
+        sa.Column("decision", sa.String(20), nullable=False),      # approve | reject | withdraw | resubmit
+        sa.Column("comment", sa.Text, nullable=False, server_default=""),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        # one decision per approver and step: a double-clicked approve cannot count twice
+        sa.UniqueConstraint("approval_id", "position", "user_id", "decision", name="uq_fw_approval_decision"),
+    )
+    tasks = sa.Table(
+        "fw_tasks", metadata,
+        id_column(),
+        sa.Column("kind", sa.String(30), nullable=False, server_default="help"),
+        sa.Column("title", sa.String(300), nullable=False),
+        sa.Column("note", sa.Text, nullable=False, server_default=""),
+        sa.Column("assignee_id", sa.BigInteger),                   # a user …
+        sa.Column("assignee_role", sa.String(100)),                # … or anyone with this role
+        sa.Column("entity", sa.String(100)),
+        sa.Column("record_id", sa.BigInteger),
+        sa.Column("status", sa.String(20), nullable=False, server_default="open"),  # open | done
+        sa.Column("created_by", sa.BigInteger),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("done_by", sa.BigInteger),
+        sa.Column("done_at", sa.DateTime(timezone=True)),
+        sa.Index("ix_fw_tasks_assignee", "assignee_id", "status"),
+    )
+    notifications = sa.Table(
+        "fw_notifications", metadata,
+        id_column(),
+        sa.Column("user_id", sa.BigInteger, nullable=False),
+        sa.Column("kind", sa.String(50), nullable=False),          # approval_waiting, approval_approved …
+        sa.Column("params", sa.Text, nullable=False, server_default="{}"),  # JSON: rendered in the reader's language
+        sa.Column("entity", sa.String(100)),
+        sa.Column("record_id", sa.BigInteger),
+        sa.Column("approval_id", sa.BigInteger),
+        sa.Column("task_id", sa.BigInteger),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("read_at", sa.DateTime(timezone=True)),
+        sa.Index("ix_fw_notifications_user", "user_id", "read_at"),
+    )
+    return {"stage_history": stage_history, "stage_checklist": checklist, "approvals": approvals,
+            "approval_steps": approval_steps, "approval_decisions": approval_decisions, "tasks": tasks,
+            "notifications": notifications}
