@@ -434,3 +434,17 @@ def test_r28_ask_for_help_creates_a_task_for_the_helper(crm):
     assert role_task["id"] in [x["id"] for x in t.tasks.list(u["board2"])]
     with pytest.raises(ValidationFailed):
         t.tasks.ask_for_help("opportunity", d["id"], u["rep"], "user:nobody", "x")
+
+
+def test_r50_records_that_predate_the_pipeline_enter_their_stage_on_migrate(crm):
+    t, u = crm
+    a = deal(t, u["rep"])
+    t.clock.advance(days=20)
+    h = t.schema.system["stage_history"]
+    with t.write() as conn:
+        conn.execute(h.delete())                      # as if the pipeline had just been configured
+    migrate(t)
+    migrate(t)                                        # idempotent
+    rows = t.pipelines.history("opportunity", a["id"])
+    assert [(r["stage"], r["entered_at"]) for r in rows] == [("contact", T0.isoformat())]
+    assert [r["name"] for r in t.records.list("opportunity", filters={"stagnant": "1"}).items] == ["测试商机"]

@@ -64,6 +64,9 @@ def migrate(tenant, applied_by: str | None = None) -> Plan:
                     if t == change.table:
                         archived_now[(t, c)] = st["definition"]
         _write_state(conn, schema, tenant, state, archived_now)
+        from ..workflows.pipelines import start_history
+
+        start_history(tenant, conn, schema)
         versions = schema.system["config_versions"]
         conn.execute(versions.insert().values(
             fingerprint=schema.fingerprint(), config_fingerprint=tenant.model.fingerprint,

@@ -38,9 +38,13 @@ def system_columns(entity: Entity) -> list[sa.Column]:
     ]
 
 
+# Types stored exactly like another: a select that becomes a pipeline's stage keeps its column.
+SAME_STORAGE = {"stage": "select"}
+
+
 def column_settings(field: Field) -> dict:
     """The field keys that shape its column: a change to any of them is a retype."""
-    out = {"type": field.type}
+    out = {"type": SAME_STORAGE.get(field.type, field.type)}
     if field.type == "formula":
         out["returns"] = field.returns
     if field.max_length and field.type in ("text", "formula"):

@@ -373,6 +373,28 @@ class Pipelines:
         return self.checklist(name, rid, user, locale)
 
 
+def start_history(tenant, conn: sa.Connection, schema) -> int:
+    """Records that are in a stage but have no open history row (they predate the pipeline, or the
+    stage field was added by this migration) enter it as of their last change, so stagnation and
+    cycle times count them. Idempotent: run by every `formwork migrate`."""
+    h = schema.system["stage_history"]
+    added = 0
+    for pipe in tenant.model.pipelines.values():
+        t = schema.tables.get(pipe.entity)
+        if t is None or pipe.field not in t.c:
+            continue
+        has_open = sa.select(h.c.record_id).where(h.c.pipeline == pipe.name, h.c.entity == pipe.entity,
+                                                 h.c.left_at.is_(None))
+        rows = conn.execute(sa.select(t.c.id, t.c[pipe.field], t.c.updated_at, t.c.updated_by).where(
+            t.c[pipe.field].is_not(None), t.c.id.not_in(has_open))).all()
+        if rows:
+            conn.execute(h.insert(), [{"entity": pipe.entity, "record_id": rid, "pipeline": pipe.name,
+                                       "stage": stage, "entered_at": at, "entered_by": by, "left_at": None,
+                                       "left_by": None} for rid, stage, at, by in rows])
+            added += len(rows)
+    return added
+
+
 def svc_id(rid) -> int:
     try:
         return int(rid)
