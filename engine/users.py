@@ -225,6 +225,7 @@ class UserStore:
                 session_epoch=self.users_t.c.session_epoch + 1))
             conn.execute(self.tokens_t.update().where(self.tokens_t.c.user_id == user.id)
                          .values(revoked=True))
+        self.tenant.approvals.reroute_from(user)  # an approval never waits on someone who has left
         return self.get(user.id)
 
     def enable(self, username: str) -> User:

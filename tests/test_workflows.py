@@ -448,3 +448,15 @@ def test_r50_records_that_predate_the_pipeline_enter_their_stage_on_migrate(crm)
     rows = t.pipelines.history("opportunity", a["id"])
     assert [(r["stage"], r["entered_at"]) for r in rows] == [("contact", T0.isoformat())]
     assert [r["name"] for r in t.records.list("opportunity", filters={"stagnant": "1"}).items] == ["测试商机"]
+
+
+def test_r44_an_approver_who_leaves_mid_approval_hands_it_to_the_next_manager_up(crm):
+    t, u = crm
+    d = deal(t, u["rep"], amount="100000", discount="25")
+    [a] = t.approvals.for_record("opportunity", d["id"])
+    assert waiting(t, u["east_mgr"]) == [a["id"]]
+    t.users.disable("east_mgr")
+    assert waiting(t, u["boss"]) == [a["id"]]
+    step = t.approvals.get(a["id"])["steps"][0]
+    assert [x["name"] for x in step["approvers"]] == ["boss"] and "east_mgr was disabled" in step["note"]
+    assert t.approvals.approve(a["id"], u["boss"])["steps"][0]["status"] == "approved"

@@ -257,6 +257,37 @@ class Approvals:
         self.tenant.pm.hook.formwork_approvals_changed(tenant=self.tenant, flow=flow, approval=row, event=event,
                                                        user=user, connection=conn)
 
+    def reroute_from(self, departed) -> int:
+        """Active steps left without an active approver by a disabled user go to the next manager up
+        from that user (then the administrators), and the record's timeline says so."""
+        a, s = self._t("approvals"), self._t("approval_steps")
+        moved = 0
+        with self.tenant.write() as conn:
+            directory = Directory(self.tenant)
+            rows = conn.execute(sa.select(s, a.c.flow, a.c.record_id, a.c.submitted_by, a.c.title).join(
+                a, a.c.id == s.c.approval_id).where(a.c.status == OPEN, s.c.status == "active")).mappings().all()
+            for row in rows:
+                approvers = json.loads(row["approvers"])
+                if departed.id not in approvers or directory.active(approvers):
+                    continue
+                flow = self.model.approvals.get(row["flow"])
+                if flow is None:
+                    continue
+                exclude = set() if flow.steps[row["position"]].allow_self else {row["submitted_by"]}
+                res = directory._up(departed.department, exclude | {departed.id}, [
+                    f"{departed.username} was disabled: goes to the next manager up"])
+                note = "; ".join(filter(None, [row["note"], *res.notes]))
+                conn.execute(s.update().where(s.c.id == row["id"]).values(approvers=json.dumps(res.user_ids), note=note))
+                self._audit(conn, flow, row["record_id"], None, "escalated", step=row["position"],
+                            comment="; ".join(res.notes))
+                self._grant_read(conn, flow, row["record_id"], res.user_ids)
+                self.tenant.notifications.notify(conn, res.user_ids, "approval_waiting",
+                                                 {"flow": dict(flow.label.texts), "title": row["title"]},
+                                                 entity=flow.entity, record_id=row["record_id"],
+                                                 approval_id=row["approval_id"])
+                moved += 1
+        return moved
+
     # --- decisions --------------------------------------------------------------------------
 
     def _open(self, conn, aid, loc: str):
