@@ -139,8 +139,24 @@ class CompiledExpression:
         return self.truth(record, **kwargs) is True
 
 
+# The context last made for a given (now, tz) pair of objects: the formulas and rules of a record
+# (and of every record of an import) are evaluated with the same now and tz. EvalContext is frozen.
+_last_context: tuple = (None, None, None)
+
+
 def make_context(now: datetime | None = None, tz: tzinfo | str | None = None) -> EvalContext:
     """The EvalContext for an evaluation: `now` as UTC (naive counts as UTC), `tz` resolved."""
+    global _last_context
+    last_now, last_tz, last = _last_context
+    if now is not None and now is last_now and tz is last_tz:
+        return last
+    context = _make_context(now, tz)
+    if now is not None:
+        _last_context = (now, tz, context)
+    return context
+
+
+def _make_context(now: datetime | None, tz: tzinfo | str | None) -> EvalContext:
     if tz is None:
         zone: tzinfo = timezone.utc
     elif isinstance(tz, str):

@@ -112,9 +112,10 @@ class FormworkEval(SimpleEval):
         return node.value
 
     def _field(self, name: str) -> Any:
-        if not isinstance(self._record, Mapping):
-            raise ExpressionEvalError(f"the record must be a mapping, not {type(self._record).__name__}")
-        return v.normalize(self._record.get(name))
+        record = self._record
+        if type(record) is not dict and not isinstance(record, Mapping):  # (dict: no ABC check)
+            raise ExpressionEvalError(f"the record must be a mapping, not {type(record).__name__}")
+        return v.normalize(record.get(name))
 
     def _eval_name(self, node: ast.Name) -> Any:
         return self._field(node.id)
