@@ -226,3 +226,14 @@ def test_issue2_imported_record_history_shows_its_initial_values(tenant):
                                      "level": [None, "C"], "phone": [None, "+8613800138000"],
                                      "revenue": [None, "1234.50"], "rating": [None, 4], "score": [None, 80]}
     assert history[0]["note"] == "import"
+
+
+def test_issue2_audit_json_equals_json_dumps():
+    from engine.records.bulk import audit_json
+
+    rng = random.Random(5)
+    values = [None, True, 0, -7, 2 ** 70, 1.5, float("inf"), "", "星河\"科技\\", "\x00\n\u2028", "a" * 50,
+              Decimal("1.10"), date(2026, 3, 5), ["x", None], {"k": "值"}, [{"qty": 2, "price": "5.00"}]]
+    for _ in range(2000):
+        changes = {f"f{i}": [None, rng.choice(values)] for i in range(rng.randint(0, 6))}
+        assert audit_json(changes) == json.dumps(changes, ensure_ascii=False, default=str)

@@ -716,9 +716,10 @@ class RecordsService:
             rec.update(stamps)
         ids = allocate_ids(conn, t, len(records))
         try:
-            if fast.ok:
-                fast.insert.run(conn, fast.rows(records, ids, dict(created_at=now, created_by=uid, updated_at=now,
-                                                                   updated_by=uid, version=1)))
+            if fast.ok:  # the driver rows and each record's audit changes in one pass
+                driver_rows, changes = fast.rows_and_changes(records, ids, dict(
+                    created_at=now, created_by=uid, updated_at=now, updated_by=uid, version=1), self._json)
+                fast.insert.run(conn, driver_rows)
             else:
                 for rid, row in zip(ids, rows):
                     row["id"] = rid
@@ -730,10 +731,10 @@ class RecordsService:
                 self._replace_children(conn, sub, rid, rec.get(sub.name) or [], delete_first=False)
         # One audit row per record with its initial values {field: [None, value]} (what history shows).
         plan = self._plan(entity)
-        changes = []
+        if not fast.ok:
+            changes = [AUDIT_JSON(creation_changes(plan, rec, self._json)) for rec in records]
         for rid, rec in zip(ids, records):
             rec["id"] = rid
-            changes.append(AUDIT_JSON(creation_changes(plan, rec, self._json)))
         if fast.ok:
             fast.audit.run(conn, fast.audit_rows(ids, changes, dict(
                 at=now, user_id=uid, username=getattr(user, "username", None) or "system", entity=entity.name,
@@ -748,7 +749,7 @@ class RecordsService:
         key = (entity.table_name, dialect.name)
         if key not in self._inserts:
             self._inserts[key] = RecordInsert(self.schema.table(entity), dialect, self._typed(entity),
-                                              self.schema.system["audit"])
+                                              self._plan(entity), self.schema.system["audit"])
         return self._inserts[key]
 
     def _replace_children(self, conn, sub: Field, parent_id: int, rows: list[dict], delete_first=True) -> None:
