@@ -28,7 +28,7 @@ from .common import (acting_user, config_argument, db_option, entity_name, ready
 @reports_errors
 def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt, on_duplicate):
     """Import a CSV (UTF-8, UTF-8 with BOM, GB18030) or JSON file; all-or-nothing by default."""
-    from ..io.transfer import read_rows, strip_computed
+    from ..io.transfer import computed_stripper, read_rows
     from ..dedup.imports import import_rows
     from ..records.service import BulkFailed, RowError
 
@@ -36,6 +36,7 @@ def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt, o
     ent = tenant.model.entity(entity_name(tenant, entity))
     user = acting_user(tenant, as_user)
     rows = read_rows(ent, file, fmt)
+    strip_computed = computed_stripper(ent, tenant.field_types)
     dropped: set[str] = set()
     clean_rows = []
     pre_errors = []
@@ -44,7 +45,7 @@ def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt, o
             extra = row.pop("__extra__")
             if any(c.strip() for c in extra):
                 pre_errors.append(RowError(n, "_row", "more cells than header columns"))
-        clean, d = strip_computed(ent, tenant.field_types, row)
+        clean, d = strip_computed(row)
         dropped |= d
         clean_rows.append(clean)
     if dropped:

@@ -85,14 +85,23 @@ def read_rows(entity: Entity, path: str | Path, fmt: str | None = None) -> list[
     except StopIteration:
         raise ImportFileError(f"{path}: the file is empty") from None
     columns = header_map(entity, header)
+    pairs = list(columns.items())
+    width = max(columns, default=-1) + 1   # a row with this many cells has every mapped one
+    subtables = bool(entity.subtables())
     rows = []
     for cells in reader:
         if not any(c.strip() for c in cells):
             continue
-        row = {name: unneutralise(cells[i]) for i, name in columns.items() if i < len(cells)}
+        if len(cells) >= width:
+            row = {name: cells[i] for i, name in pairs}
+        else:
+            row = {name: cells[i] for i, name in pairs if i < len(cells)}
+        for name, cell in row.items():
+            if cell[:1] == "'":  # only such cells can be neutralised formulas
+                row[name] = unneutralise(cell)
         if len(cells) > len(header):
             row["__extra__"] = cells[len(header):]
-        rows.append(_subtables_from_text(entity, row))
+        rows.append(_subtables_from_text(entity, row) if subtables else row)
     return rows
 
 
@@ -108,6 +117,19 @@ def _subtables_from_text(entity: Entity, row: dict) -> dict:
             except json.JSONDecodeError:
                 pass  # the field type reports it as not a list
     return row
+
+
+def computed_stripper(entity: Entity, types):
+    """``strip_computed(entity, types, row)`` for many rows of one entity: a row without any
+    computed or subtable key (the usual case) is only copied."""
+    special = {name for name, f in entity.fields.items() if types.for_field(f).computed or f.child is not None}
+
+    def strip(row: dict) -> tuple[dict, set[str]]:
+        if special.isdisjoint(row):
+            return dict(row), set()
+        return strip_computed(entity, types, row)
+
+    return strip
 
 
 def strip_computed(entity: Entity, types, row: dict) -> tuple[dict, set[str]]:
