@@ -460,3 +460,27 @@ def test_r44_an_approver_who_leaves_mid_approval_hands_it_to_the_next_manager_up
     step = t.approvals.get(a["id"])["steps"][0]
     assert [x["name"] for x in step["approvers"]] == ["boss"] and "east_mgr was disabled" in step["note"]
     assert t.approvals.approve(a["id"], u["boss"])["steps"][0]["status"] == "approved"
+
+
+def test_r27_stalled_command_lists_and_notifies_each_owner_once(crm, tmp_path):
+    from click.testing import CliRunner
+
+    from engine.cli.workflow_cmds import approvals, stalled
+
+    t, u = crm
+    deal(t, u["rep"], name="停滞商机")
+    deal(t, u["rep"], name="另一个", amount="100000", discount="25")
+    t.clock.advance(days=15)
+    with t.write() as conn:   # the CLI runs on the real clock: age the history instead
+        h = t.schema.system["stage_history"]
+        for rid, at in conn.execute(sa.select(h.c.id, h.c.entered_at)).all():
+            conn.execute(h.update().where(h.c.id == rid).values(entered_at=at - timedelta(days=400)))
+    runner = CliRunner()
+    args = [str(DATA / "pipeline.yaml"), "--db", t.db_url]
+    first = runner.invoke(stalled, args + ["--notify"], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert "停滞商机" in first.output and "2 stalled record(s)" in first.output and "notified 2" in first.output
+    assert "notified 0" in runner.invoke(stalled, args + ["--notify"]).output
+    assert [n["kind"] for n in t.notifications.list(u["rep"])].count("stagnant") == 2
+    out = runner.invoke(approvals, args + ["--as", "east_mgr", "--mine"]).output
+    assert "折扣审批" in out and "1 approval(s)" in out

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "engine.cli.user_cmds",      # user, token
     "engine.cli.dedup_cmds",     # duplicates, quality
     "engine.cli.permission_cmds",  # permissions
+    "engine.cli.workflow_cmds",  # stalled, approvals
 )
 
 

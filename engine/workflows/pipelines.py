@@ -276,6 +276,46 @@ class Pipelines:
                             "days": st.get("days"), "limit": st.get("limit")})
         return out
 
+    def stalled(self, name: str | None = None) -> list[dict]:
+        """Every stalled record (engine view, no user scope): pipeline, id, title, stage, owner, days, limit."""
+        out = []
+        for pipe in [self.get(name)] if name else list(self.model.pipelines.values()):
+            entity = self.model.entities[pipe.entity]
+            t = self.tenant.schema.table(entity)
+            with self.tenant.db.connect() as conn:
+                rows = conn.execute(sa.select(t).where(self.stagnant_clause(pipe, t, conn)).order_by(t.c.id)).mappings().all()
+                info = self.stagnation(pipe, [r["id"] for r in rows], conn)
+            recs = [self.tenant.records._from_row(entity, r) for r in rows]
+            for rec in recs:
+                st = info.get(rec["id"]) or {}
+                out.append({"pipeline": pipe.name, "entity": pipe.entity, "id": rec["id"],
+                            "title": self.tenant.records.title_of(entity, rec), "stage": rec.get(pipe.field),
+                            "owner": rec.get("owner"), "since": st.get("since"), "days": st.get("days"),
+                            "limit": st.get("limit")})
+        return out
+
+    def notify_stalled(self, name: str | None = None) -> int:
+        """Tell each stalled record's owner once per stay in a stage (run daily by a scheduler or cron)."""
+        n = self.tenant.notifications.table
+        sent = 0
+        with self.tenant.write() as conn:
+            for item in self.stalled(name):
+                if item["owner"] is None:
+                    continue
+                since = datetime.fromisoformat(item["since"])
+                already = conn.execute(sa.select(n.c.id).where(
+                    n.c.user_id == item["owner"], n.c.kind == "stagnant", n.c.entity == item["entity"],
+                    n.c.record_id == item["id"], n.c.created_at >= since).limit(1)).first()
+                if already:
+                    continue
+                pipe = self.get(item["pipeline"])
+                stage = pipe.stage(item["stage"])
+                self.tenant.notifications.notify(conn, [item["owner"]], "stagnant", {
+                    "title": item["title"], "stage": dict(stage.label.texts) if stage else item["stage"],
+                    "days": item["days"]}, entity=item["entity"], record_id=item["id"])
+                sent += 1
+        return sent
+
     # --- the board (R26) --------------------------------------------------------------------
 
     def board(self, name: str, user=None, filters: Mapping | None = None, search: str | None = None,
