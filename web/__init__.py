@@ -91,6 +91,10 @@ def create_app(tenant_or_config_path, db_url: str | None = None, config: dict | 
     from . import dedup
 
     app.register_blueprint(dedup.bp)
+    from . import workflows
+
+    app.register_blueprint(workflows.bp)
+    from . import api_workflows  # noqa: F401 - pipelines/approvals/tasks/notifications routes on the API blueprint
     from .api import bp as api_bp  # JSON API v1, owned by web/api.py
     app.register_blueprint(api_bp)
 

@@ -34,7 +34,7 @@ from decimal import Decimal
 from flask import Blueprint, g, jsonify, request, url_for
 from flask_login import current_user
 
-from engine.errors import BadRequest, Conflict, DuplicatesFound, NotFound, ValidationFailed
+from engine.errors import BadRequest, Conflict, DuplicatesFound, Locked, NotFound, ValidationFailed
 from engine.i18n import message
 from engine.permissions import PermissionDenied
 from engine.records.query import queryable_field
@@ -239,6 +239,12 @@ def _conflict(exc: Conflict):
                      changes=exc.changes)
 
 
+@bp.errorhandler(Locked)
+def _locked(exc: Locked):
+    """423: the record or some of its fields are frozen while an approval is pending (R4)."""
+    return api_error(423, str(exc), fields=exc.fields, approval_id=exc.approval_id)
+
+
 @bp.errorhandler(DuplicatesFound)
 def _duplicates(exc: DuplicatesFound):
     return api_error(409, str(exc), duplicates=exc.matches)
@@ -340,6 +346,9 @@ def list_filters(ent, args) -> dict:
                 raise ApiError(400, f"query parameter '{key}' is given more than once")
             continue
         name, _, op = key.partition("__")
+        if key == "stagnant" and tenant().model.pipelines_of(ent.name):
+            filters[key] = values[-1]          # stalled in their stage (R27), for entities with a pipeline
+            continue
         if not name or queryable_field(ent, name) is None:
             raise ApiError(400, f"unknown query parameter '{key}'")
         if len(values) > 1:

@@ -6,13 +6,14 @@ from flask_login import current_user
 from werkzeug.datastructures import CombinedMultiDict, MultiDict
 
 from engine.dedup.followups import follow_up_source
-from engine.errors import BadRequest, Conflict, DuplicatesFound, ValidationFailed
+from engine.errors import BadRequest, Conflict, DuplicatesFound, Locked, ValidationFailed
 
 from engine.i18n import message
 from engine.permissions import PermissionDenied
 
 from . import access
 from . import forms as F
+from . import workflows as W
 from .context import records, tenant
 from .i18n import get_lang, get_locale, gettext as _, label
 from .listing import ListQuery, filter_controls, heading, list_columns
@@ -53,6 +54,8 @@ def require(ent, action: str, record: dict | None = None) -> None:
 def writable(field) -> bool:
     """May the current user write this field (top-level or subtable row field)?"""
     ent = field.entity
+    if not W.form_writable(field):  # a flow's status field, or frozen by a pending approval
+        return False
     return ent is None or access.field_access(ent).get(field.name, "write") == "write"
 
 
@@ -180,14 +183,16 @@ def _duplicate_view(ent, exc: DuplicatesFound) -> dict:
     return {"matches": exc.matches, "follow_entity": fu}
 
 
-def _render_form(ent, form, record=None, errors=None, conflict=None, status=200, duplicates=None):
+def _render_form(ent, form, record=None, errors=None, conflict=None, status=200, duplicates=None,
+                 notice=None):
     data = _bound_data(form)
     readonly, row_texts = _computed_texts(ent, form, record)
     return render_template(
         "entities/form.html", ent=ent, form=form, record=record, errors=errors or {},
         conflict=conflict, duplicates=duplicates, sections=F.sections(ent, get_lang(), access.field_access(ent)),
         widget=F.widget, editable=editable, choices=_choices(), ref_titles=_reference_titles(ent, data),
-        readonly=readonly, row_texts=row_texts, nav_active=ent.name, entity_label=elabel(ent),
+        readonly=readonly, row_texts=row_texts, nav_active=ent.name, entity_label=elabel(ent), notice=notice,
+        next_url=W.safe_next(request.values.get("next"), ""),
         currency_symbol=CURRENCY_SYMBOLS.get(tenant().model.tenant.currency, tenant().model.tenant.currency),
         version=request.form.get("version") if conflict is None and request.method == "POST"
         else (conflict.current_version if conflict else (record or {}).get("version"))), status
@@ -260,6 +265,8 @@ def edit(entity, record_id):
     svc = service()
     rec = _load(ent, record_id)
     require(ent, "update", rec)
+    # fields a pending approval froze are shown read-only (a submitted one is left to the engine: 423)
+    W.prepare_locks(ent, rec, request.form if request.method == "POST" else None)
     if request.method == "POST":
         form = _new_form(ent, formdata=_formdata())
         values = F.submitted_values(ent, form, request.form, request.files, creating=False)
@@ -273,10 +280,24 @@ def edit(entity, record_id):
             return _render_form(ent, form, record=rec, duplicates=_duplicate_view(ent, exc), status=409)
         except Conflict as exc:
             return _render_form(ent, form, record=rec, conflict=_conflict_view(ent, exc), status=409)
+        except Locked as exc:  # an approval started since the form was opened (R4)
+            W.prepare_locks(ent, rec)
+            return _render_form(ent, form, record=rec, status=423,
+                                notice={"kind": "error", "title": str(exc),
+                                        "messages": [_("The locked fields keep their values; your other changes are below.")]})
         flash(_("Saved %(entity)s “%(title)s”.", entity=elabel(ent), title=svc.title_of(ent, saved)), "success")
-        return redirect(url_for("entities.detail", entity=ent.name, record_id=record_id))
+        return redirect(W.safe_next(request.form.get("next"), "")
+                        or url_for("entities.detail", entity=ent.name, record_id=record_id))
     form = _new_form(ent, data=F.record_to_form_data(ent, rec, tenant().timezone))
-    return _render_form(ent, form, record=rec)
+    hint = W.move_hint(ent, rec, request.args.get("move_to"))
+    if hint is None:
+        return _render_form(ent, form, record=rec)
+    if hint["field"] in form._fields:  # "fill in and move" from the board: the target stage preset
+        form[hint["field"]].data = hint["stage"]
+    needed = _("Needed for “%(stage)s”", stage=hint["stage_label"])
+    return _render_form(ent, form, record=rec, errors={f: [needed] for f in hint["missing"]},
+                        notice={"kind": "info", "title": _("To move to “%(stage)s”, fill in:", stage=hint["stage_label"]),
+                                "messages": hint["messages"]})
 
 
 class ConflictView:
@@ -397,7 +418,7 @@ def delete(entity, record_id):
                 for msg in msgs:
                     flash(msg, "error")
             return redirect(url_for("entities.detail", entity=ent.name, record_id=record_id))
-        except Conflict as exc:
+        except (Conflict, Locked) as exc:
             flash(str(exc), "error")
             return redirect(url_for("entities.detail", entity=ent.name, record_id=record_id))
         flash(_("Deleted %(entity)s “%(title)s”.", entity=elabel(ent), title=title), "success")

@@ -5,7 +5,7 @@ from flask import flash, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import BadRequest, NotFound
+from engine.errors import BadRequest, Locked, NotFound
 from engine.permissions import PermissionDenied
 
 from .i18n import gettext as _
@@ -34,6 +34,14 @@ def init_app(app) -> None:
             return api_error(403, str(exc))
         return render_template("errors/error.html", code=403, title=_("Not allowed"),
                                message=str(exc)), 403
+
+    @app.errorhandler(Locked)
+    def locked(exc):
+        """A write refused because a pending approval froze the record or some of its fields (R4)."""
+        if is_api_request():
+            return api_error(423, str(exc), fields=exc.fields, approval_id=exc.approval_id)
+        return render_template("errors/error.html", code=423, title=_("Locked by a pending approval"),
+                               message=str(exc)), 423
 
     @app.errorhandler(BadRequest)
     def bad_request(exc):

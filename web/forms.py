@@ -16,6 +16,7 @@ WIDGETS = {
     "select": "select", "multiselect": "multiselect", "reference": "reference", "user": "user",
     "department": "department", "phone": "tel", "email": "email", "url": "url", "wechat": "text",
     "file": "file", "subtable": "subtable", "formula": "readonly", "autonumber": "readonly",
+    "stage": "select",  # a pipeline's stage field: its stages are the options
 }
 
 

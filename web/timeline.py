@@ -12,7 +12,8 @@ from .listing import field_for
 ACTIONS = {"create": "created this record", "update": "changed", "delete": "deleted this record",
            "import": "imported this record", "transfer": "transferred this record",
            "share": "shared this record", "unshare": "stopped sharing this record",
-           "merge": "merged other records into this one"}
+           "merge": "merged other records into this one", "approval": "approval",
+           "checklist": "updated the stage checklist", "help": "asked for help", "help_done": "finished helping"}
 
 # The notes engine/dedup/merge.py writes (R20): on the survivor, on history copied to it from a merged
 # record, and on a record re-pointed from a merged record to the survivor.
@@ -125,6 +126,20 @@ def merge_details(ent, item: dict, titles: dict[int, str]) -> dict | None:
     return None
 
 
+def workflow_detail(item: dict) -> str | None:
+    """What an approval, checklist or help entry says (R4 R26 R28)."""
+    action = item.get("action")
+    if action == "checklist":
+        parts = []
+        for key, pair in (item.get("changes") or {}).items():
+            done = isinstance(pair, list) and len(pair) == 2 and bool(pair[1])
+            parts.append(f"{'✓' if done else '✗'} {key.partition(':')[2] or key}")
+        return "；".join(parts) if get_lang() == "zh" else "; ".join(parts)
+    if action in ("approval", "help", "help_done"):
+        return item.get("note") or None
+    return None
+
+
 def timeline(ent, history: list[dict]) -> list[dict]:
     """History entries (newest first) ready for the template."""
     tz = tenant().timezone
@@ -141,5 +156,6 @@ def timeline(ent, history: list[dict]) -> list[dict]:
                     "note": item.get("note"),
                     "merge": merge_details(ent, item, titles),
                     "changes": describe_changes(ent, item.get("changes") or {})
-                    if item.get("action") in ("update", "transfer") else []})
+                    if item.get("action") in ("update", "transfer", "approval") else [],
+                    "detail": workflow_detail(item)})
     return out

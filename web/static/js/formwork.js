@@ -173,3 +173,22 @@
     document.querySelectorAll("form[data-preview]").forEach(schedulePreview);
   });
 })();
+
+/* Forms marked data-once (approve, reject, mark done) send once: a double click is one request.
+   Selects and checkboxes marked data-autosubmit apply their filter form at once. */
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (ev.defaultPrevented || !form.hasAttribute || !form.hasAttribute("data-once")) return;
+    if (form.dataset.sent) { ev.preventDefault(); return; }
+    form.dataset.sent = "1";
+    setTimeout(function () {
+      form.querySelectorAll("button[type=submit], button:not([type])").forEach(function (b) { b.disabled = true; });
+    }, 0);
+  });
+  document.addEventListener("change", function (ev) {
+    var el = ev.target;
+    if (el.hasAttribute && el.hasAttribute("data-autosubmit") && el.form) el.form.requestSubmit();
+  });
+})();
