@@ -120,6 +120,7 @@ def _samples(ctx):
         (F("datetime"), datetime(2026, 3, 5, 6, 30, 15, tzinfo=UTC)),
         (F("datetime"), datetime(2026, 3, 5, 6, 30, 15, 123456, tzinfo=UTC)),
         (F("select", options=INDUSTRY), "manufacturing"),
+        (F("stage", options=INDUSTRY), "finance"),   # a pipeline's stage: a select fed by the stages
         (F("multiselect", options=INDUSTRY), ["it", "finance"]),
         (F("reference", to="customer"), 42),
         (F("user"), 7),
