@@ -237,3 +237,68 @@ def test_issue2_audit_json_equals_json_dumps():
     for _ in range(2000):
         changes = {f"f{i}": [None, rng.choice(values)] for i in range(rng.randint(0, 6))}
         assert audit_json(changes) == json.dumps(changes, ensure_ascii=False, default=str)
+
+
+# ---- compiled expressions (engine/expressions/closures.py) against the tree-walking handlers ----
+
+EXPR_LEAVES = ["a", "b", "d", "s", "t", "n", "dt", "lst", "child.qty", "0", "1", "2", "-3", "2.5", "0.1", "'x'",
+               "'星河'", "''", "None", "True", "False", "[1, 2]", "['x', None]"]
+EXPR_UNARY = ["not {}", "-{}", "+{}"]
+EXPR_BINARY = ["{} + {}", "{} - {}", "{} * {}", "{} / {}", "{} // {}", "{} % {}", "{} ** 2", "{} == {}",
+               "{} != {}", "{} < {}", "{} <= {}", "{} > {} >= {}", "{} in {}", "{} not in {}", "{} and {}",
+               "{} or {}", "{} or {} or {}", "{} if {} else {}", "{} is None", "{} is not None"]
+EXPR_CALLS = ["len({})", "round({}, 1)", "abs({})", "coalesce({}, {})", "sum({}, {})", "upper({})",
+              "max({}, {})", "year({})", "today()", "count({})"]
+
+
+def _random_expression(rng: random.Random, depth: int) -> str:
+    if depth == 0 or rng.random() < 0.25:
+        return rng.choice(EXPR_LEAVES)
+    kind = rng.random()
+    template = rng.choice(EXPR_UNARY if kind < 0.15 else EXPR_CALLS if kind < 0.4 else EXPR_BINARY)
+    parts = [_random_expression(rng, depth - 1) for _ in range(template.count("{}"))]
+    return "(" + template.format(*parts) + ")"
+
+
+def test_issue2_compiled_expressions_equal_the_tree_walk():
+    import decimal
+
+    from engine.expressions import compile_expression
+    from engine.expressions.closures import closure_of
+    from engine.expressions.compiler import make_context
+    from engine.expressions.evaluator import _DECIMAL_CONTEXT, FormworkEval
+
+    def outcome(fn):
+        with decimal.localcontext(_DECIMAL_CONTEXT):
+            try:
+                value = fn()
+            except Exception as exc:  # noqa: BLE001 - both ways must fail alike
+                return ("raised", type(exc).__name__, str(exc))
+        return ("ok", type(value).__name__, repr(value))
+
+    rng = random.Random(11)
+    records = [{"a": 3, "b": Decimal("2.50"), "d": date(2026, 3, 5), "s": "abc", "t": "", "n": None,
+                "dt": datetime(2026, 3, 5, 8, tzinfo=timezone.utc), "lst": ["x", "y"],
+                "child": [{"qty": 2}, {"qty": None}]},
+               {"a": 0, "b": Decimal("-1"), "d": None, "s": "星河", "t": "x", "n": None, "dt": None, "lst": [],
+                "child": []},
+               {"a": None, "b": 0.5, "s": None, "lst": None}]
+    ctx = make_context(datetime(2026, 11, 22, tzinfo=timezone.utc), "Asia/Shanghai")
+    compiled = 0
+    for _ in range(3000):
+        source = _random_expression(rng, 4)
+        try:
+            expr = compile_expression(source)
+        except Exception:  # noqa: BLE001 - a generated expression the checker refuses
+            continue
+        compiled += 1
+        for record in records:
+            def walk():
+                return FormworkEval(expr.source, expr.plans, expr.functions, record, None, ctx, None)._eval(expr.tree)
+
+            def closure():
+                return closure_of(expr.tree)(FormworkEval(expr.source, expr.plans, expr.functions, record, None,
+                                                          ctx, None))
+
+            assert outcome(closure) == outcome(walk), (source, record)
+    assert compiled > 1000

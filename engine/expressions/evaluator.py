@@ -83,7 +83,8 @@ class FormworkEval(SimpleEval):
         # localcontext() copies the context it is given, so one template serves every evaluation.
         with decimal.localcontext(_DECIMAL_CONTEXT):
             try:
-                return self.eval(self._source, previously_parsed=tree)
+                self.expr = self._source  # what SimpleEval.eval sets
+                return closure_of(tree)(self)  # the tree's handlers, compiled once (closures.py)
             except ExpressionEvalError as exc:
                 raise type(exc)(f"{exc.message} (in '{self._source}')", source=self._source) from exc
             except ExpressionError:
@@ -212,7 +213,7 @@ class FormworkEval(SimpleEval):
         self._cache[key] = record
         return record
 
-    # ---- operators ----
+    # ---- operators ---- (closures.py compiles these handlers' logic: change both together)
     def _eval_binop(self, node: ast.BinOp) -> Any:
         operator = self.operators[type(node.op)]
         return operator(self._eval(node.left), self._eval(node.right), self._ctx.tz)
@@ -317,3 +318,6 @@ _DECIMAL_CONTEXT = v.decimal_context()
 
 def _is_forbidden(fn: Any) -> bool:
     return fn in DISALLOW_FUNCTIONS  # SimpleEval.__init__'s own test
+
+
+from .closures import closure_of  # noqa: E402  (closures.py uses the names above)
