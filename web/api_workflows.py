@@ -33,6 +33,7 @@ from .api import (ApiError, _positive_int, api_locale, bp, entity_or_404, json_b
                   service)
 from .context import tenant
 from .i18n import label
+from .workflows import settle_notifications
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
@@ -107,6 +108,7 @@ def approval_action(aid, action):
     if unknown:
         raise ApiError(400, f"unknown key(s) in the body: {', '.join(unknown)}")
     result = getattr(tenant().approvals, action)(aid, me(), _comment(body), api_locale())
+    settle_notifications(me(), approval_id=aid)
     return jsonify(result)
 
 
@@ -262,7 +264,9 @@ def tasks_list():
 @bp.post("/tasks/<int:tid>/done", endpoint="task_done")
 def task_done(tid):
     no_query_params()
-    return jsonify(tenant().tasks.complete(tid, me(), api_locale()))
+    task = tenant().tasks.complete(tid, me(), api_locale())
+    settle_notifications(me(), task_id=tid)
+    return jsonify(task)
 
 
 @bp.get("/notifications", endpoint="notifications")

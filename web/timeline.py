@@ -29,7 +29,7 @@ def _plain(field, value, lang: str) -> str:
         return "—"
     kind = field.type if field is not None else ""
     svc = records()
-    if kind == "select":
+    if kind in ("select", "stage"):
         return field.option_label(value, get_locale())
     if kind == "multiselect" and isinstance(value, list):
         return "、".join(field.option_label(v, get_locale()) for v in value)

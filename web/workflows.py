@@ -106,6 +106,20 @@ def money_text(value, pipe=None) -> str:
     return f"{value:,.0f}"
 
 
+def short_money(text) -> str:
+    """¥260,000.00 → ¥260,000 on a card (cents on a deal are noise; the record keeps them)."""
+    text = str(text or "")
+    return text[:-3] if text.endswith(".00") else text
+
+
+def days_text(value) -> str:
+    """14.0 → 14, 2.5 → 2.5."""
+    if value is None:
+        return ""
+    number = float(value)
+    return str(int(number)) if number == int(number) else f"{number:.1f}"
+
+
 def role_label(name: str) -> str:
     spec = (model().config.get("roles") or {}).get(name)
     raw = spec.get("label") if isinstance(spec, dict) else None
@@ -257,7 +271,7 @@ def board_context(name: str) -> dict:
             pending = [label(f.label) for f in flows if rec.get(f.status_field) == "pending"]
             cards.append({
                 "id": rec["id"], "version": rec.get("version"), "title": card.title or f"#{rec['id']}",
-                "amount": card.display.get(pipe.amount) if pipe.amount else "",
+                "amount": short_money(card.display.get(pipe.amount)) if pipe.amount else "",
                 "owner": card.display.get("owner") or "", "days": card.days_in_stage,
                 "stalled": card.stagnant, "pending": pending,
                 "movable": can_update and access.can_on(ent, "update", rec),
@@ -393,9 +407,11 @@ def record_workflow(ent, rec) -> dict | None:
                         "state": ("current" if stage is not None and s.name == stage.name else
                                   "done" if stage is not None and stage.outcome is None and s.outcome is None
                                   and s.position < stage.position else "todo")} for s in pipe.stages],
-            "days": info.get("days"), "limit": info.get("limit"), "stalled": bool(info.get("stagnant")),
+            "days": info.get("days"), "limit": days_text(info.get("limit")) if info.get("limit") else None,
+            "stalled": bool(info.get("stagnant")),
             "checklist": t.pipelines.checklist(pipe.name, rec["id"], user, locale),
-            "history": [{**h, "entered": when_text(h["entered_at"]), "left": when_text(h["left_at"])}
+            "history": [{**h, "entered": when_text(h["entered_at"]), "left": when_text(h["left_at"]),
+                         "days": days_text(h["days"])}
                         for h in reversed(history) if h["pipeline"] == pipe.name],
             "can_update": can_update,
         })
@@ -488,10 +504,23 @@ def decide(approval_id, action):
     except (ValidationFailed, Conflict, PermissionDenied) as exc:
         flash("；".join(messages_of(exc)), "error" if not isinstance(exc, Conflict) else "warning")
         return back(url_for("workflows.inbox"))
+    settle_notifications(me(), approval_id=approval_id)
     done = {"approve": _("Approved: %(flow)s (%(title)s)."), "reject": _("Rejected: %(flow)s (%(title)s)."),
             "withdraw": _("Withdrawn: %(flow)s (%(title)s)."), "resubmit": _("Resubmitted: %(flow)s (%(title)s).")}
     flash(done[action] % {"flow": result["flow_label"], "title": result["title"]}, "success")
     return back(url_for("workflows.inbox"))
+
+
+def settle_notifications(user, approval_id: int | None = None, task_id: int | None = None) -> None:
+    """Whoever has acted on an approval or a task has read what told them about it."""
+    t = tenant()
+    table = t.notifications.table
+    cond = table.c.approval_id == approval_id if approval_id is not None else table.c.task_id == task_id
+    with t.db.connect() as conn:
+        ids = [r[0] for r in conn.execute(sa.select(table.c.id).where(
+            table.c.user_id == user.id, table.c.read_at.is_(None), cond))]
+    if ids:
+        t.notifications.mark_read(user, ids)
 
 
 # ------------------------------------------------------------------------------------- inbox
@@ -547,6 +576,7 @@ def inbox():
 def task_done(task_id):
     try:
         task = tenant().tasks.complete(task_id, me(), get_locale())
+        settle_notifications(me(), task_id=task_id)
         flash(_("Marked done: %(title)s.", title=task["title"]), "success")
     except (PermissionDenied, NotFound) as exc:
         flash(str(exc), "error")

@@ -12,11 +12,15 @@
     for (var i = 0; i < cols.length; i++) { if (cols[i].dataset.stage === stage) return cols[i]; }
     return null;
   }
-  function announce(text) {
+  var toastTimer = null;
+  function announce(text, visible) {
     var el = document.getElementById("board-status");
     if (!el) return;
     el.textContent = "";
+    el.classList.toggle("show", !!visible);
     setTimeout(function () { el.textContent = text; }, 50);
+    clearTimeout(toastTimer);
+    if (visible) toastTimer = setTimeout(function () { el.classList.remove("show"); }, 4000);
   }
   function clearErrors() {
     document.querySelectorAll(".deal-card .move-error").forEach(function (box) { box.hidden = true; box.innerHTML = ""; });
@@ -78,7 +82,9 @@
           if (link) link.focus({ preventScroll: true });
           card.scrollIntoView({ block: "nearest", inline: "nearest" });
         }
-        announce(message);
+        // earlier flashes are about an earlier action
+        document.querySelectorAll(".container > .alert").forEach(function (a) { a.remove(); });
+        announce(message, true);
       })
       .catch(function () { window.location.reload(); });
   }
@@ -113,6 +119,8 @@
   document.addEventListener("dragstart", function (ev) {
     var card = ev.target.closest && ev.target.closest(".deal-card[draggable='true']");
     if (!card) return;
+    var open = card.querySelector("details.move-menu[open]");
+    if (open) open.removeAttribute("open");
     dragged = card;
     ev.dataTransfer.effectAllowed = "move";
     ev.dataTransfer.setData("text/plain", card.dataset.id);
@@ -121,7 +129,7 @@
     if (board) board.classList.add("is-dragging");
   });
   document.addEventListener("dragend", function () {
-    if (dragged) dragged.classList.remove("dragging");
+    document.querySelectorAll(".deal-card.dragging").forEach(function (c) { c.classList.remove("dragging"); });
     dragged = null;
     document.querySelectorAll(".drop-target").forEach(function (c) { c.classList.remove("drop-target"); });
     var board = boardEl();
@@ -152,15 +160,18 @@
     var form = ev.target;
     if (!form.classList || !form.classList.contains("move-form") || !form.closest(".board")) return;
     ev.preventDefault();
-    move(form.closest(".deal-card"), form.elements.stage.value);
+    var stage = ev.submitter && ev.submitter.name === "stage" ? ev.submitter.value : "";
+    var menu = form.querySelector("details.move-menu");
+    if (menu) menu.removeAttribute("open");
+    move(form.closest(".deal-card"), stage);
   });
   document.addEventListener("click", function (ev) {
     var close = ev.target.closest(".move-error-close");
     if (!close) return;
     var card = close.closest(".deal-card");
     clearErrors();
-    var select = card && card.querySelector(".move-form select");
-    if (select) select.focus();
+    var toggle = card && card.querySelector(".move-toggle");
+    if (toggle) toggle.focus();
   });
   document.addEventListener("keydown", function (ev) {
     if (ev.key === "Escape" && document.querySelector(".move-error:not([hidden])")) clearErrors();
