@@ -33,7 +33,7 @@ from .api import (ApiError, _positive_int, api_locale, bp, entity_or_404, json_b
                   service)
 from .context import tenant
 from .i18n import label
-from .workflows import settle_notifications
+from .workflows import hide_fields, settle_notifications
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
@@ -89,13 +89,13 @@ def approvals_list():
                                     status=request.args.get("status") or None, entity=entity,
                                     record_id=int(record_id) if record_id else None, limit=limit,
                                     locale=api_locale())
-    return jsonify({"items": items})
+    return jsonify({"items": hide_fields(items, me())})
 
 
 @bp.get("/approvals/<int:aid>", endpoint="approval")
 def approval_get(aid):
     no_query_params()
-    return jsonify(tenant().approvals.get(aid, me(), api_locale()))
+    return jsonify(hide_fields([tenant().approvals.get(aid, me(), api_locale())], me())[0])
 
 
 @bp.post("/approvals/<int:aid>/<action>", endpoint="approval_action")
@@ -109,14 +109,14 @@ def approval_action(aid, action):
         raise ApiError(400, f"unknown key(s) in the body: {', '.join(unknown)}")
     result = getattr(tenant().approvals, action)(aid, me(), _comment(body), api_locale())
     settle_notifications(me(), approval_id=aid)
-    return jsonify(result)
+    return jsonify(hide_fields([result], me())[0])
 
 
 @bp.get("/<entity>/<int:rid>/approvals", endpoint="record_approvals")
 def record_approvals(entity, rid):
     ent = entity_or_404(entity)
     no_query_params()
-    return jsonify({"items": tenant().approvals.for_record(ent.name, rid, me(), api_locale())})
+    return jsonify({"items": hide_fields(tenant().approvals.for_record(ent.name, rid, me(), api_locale()), me())})
 
 
 # ----------------------------------------------------------------------------------- pipelines

@@ -357,6 +357,7 @@ _ZH = {
     "Approvals": "审批",
     "Locked while pending: %(fields)s": "审批中已锁定：%(fields)s",
     "No approvals for this record yet.": "此记录还没有审批。",
+    "They start by themselves when a change needs one: %(flows)s.": "修改需要审批时会自动发起：%(flows)s。",
     "Ask for help": "寻求协助",
     "Who should help": "请谁协助",
     "People": "人员",

@@ -395,7 +395,8 @@ def record_workflow(ent, rec) -> dict | None:
     user = me()
     locale = get_locale()
     can_update = access.can_on(ent, "update", rec)
-    out = {"pipelines": [], "approvals": [], "flows": flows, "help": None, "locks": pending_locks(ent, rec["id"])}
+    out = {"pipelines": [], "approvals": [], "flows": flows, "help": None, "locks": pending_locks(ent, rec["id"]),
+           "flow_labels": [label(f.label) or f.name for f in flows]}
     for pipe in pipes:
         stage = pipe.stage(rec.get(pipe.field))
         info = t.pipelines.stagnation(pipe, [rec["id"]]).get(rec["id"]) or {}
@@ -440,8 +441,23 @@ def value_text(entity: str, name: str, value) -> str:
         return str(value)
 
 
+def hide_fields(approvals: list[dict], user) -> list[dict]:
+    """Leave out locked values of fields the user may not see (an approver's role may hide some)."""
+    perms = tenant().records.permissions
+    access = {}
+    for a in approvals:
+        ent = model().entities.get(a["entity"])
+        if ent is None or not a.get("values"):
+            continue
+        if ent.name not in access:
+            access[ent.name] = perms.field_access(ent, user) if user is not None else {}
+        a["values"] = {f: v for f, v in a["values"].items() if access[ent.name].get(f, "write") != "hidden"}
+    return approvals
+
+
 def decorate(approvals: list[dict]) -> list[dict]:
     """Local times, readable values and approver texts for the templates."""
+    hide_fields(approvals, me())
     for a in approvals:
         for name, v in (a.get("values") or {}).items():
             v["shown"] = value_text(a["entity"], name, v.get("value"))

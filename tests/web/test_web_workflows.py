@@ -429,3 +429,34 @@ def test_r4_english_pages_show_no_chinese_chrome(app, h, tenant, u):
         # labels come from the Chinese-only YAML; chrome must be English
         for word in ("阶段历程", "合计", "移动到", "待办", "寻求协助", "停滞", "审批人", "锁定"):
             assert word not in body, (path, word)
+
+
+def test_r4_approvals_leave_out_locked_values_the_reader_may_not_see(db_url, tmp_path, h):
+    """An approver whose role hides a locked field does not see its value in the approval (page or API)."""
+    text_ = (DATA / "pipeline.yaml").read_text(encoding="utf-8").replace(
+        "  executive:\n    label: 高管\n    entities:\n      opportunity: {read: all}\n",
+        "  executive:\n    label: 高管\n    entities:\n      opportunity: {read: all}\n    fields:\n      opportunity.amount: hidden\n")
+    assert "opportunity.amount: hidden" in text_
+    t = h.make_tenant(db_url, tmp_path, text_)
+    try:
+        for name, roles, dept, manages in [("rep", ["sales_rep"], "sales_east", []),
+                                           ("east_mgr", ["sales_manager"], "sales_east", ["sales_east"]),
+                                           ("ceo", ["executive"], "board", [])]:
+            t.users.add(name, roles, department=dept, manages=manages, password="initial-pass-1")
+            t.users.change_password(name, "initial-pass-1", PASSWORD)
+        rep, mgr, ceo = (t.users.by_username(n) for n in ("rep", "east_mgr", "ceo"))
+        d = t.records.create("opportunity", {"name": "保密金额", "amount": "123456", "discount": "25"}, rep)
+        [a] = t.approvals.for_record("opportunity", d["id"])
+        t.approvals.approve(a["id"], mgr)
+        from web import create_app
+
+        app = create_app(t, config={"TESTING": True, "SECRET_KEY": "test-secret"})
+        client = app.test_client()
+        body = client.get(f"/api/v1/approvals/{a['id']}",
+                          headers={"Authorization": f"Bearer {t.users.create_token('ceo')}"}).get_json()
+        assert set(body["values"]) == {"discount"} and body["can"]["approve"]
+        assert "123456" not in json.dumps(body)
+        page = signed_in(app, h, "ceo").get("/inbox").get_data(as_text=True)
+        assert "保密金额" in page and "123,456" not in page and "25%" in page
+    finally:
+        t.dispose()
