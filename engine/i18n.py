@@ -55,10 +55,16 @@ def language(locale: str | None) -> str:
 
 def message(key: str, locale: str | None, **params) -> str:
     """A message in the locale's language, falling back to the key itself for unknown keys."""
-    texts = MESSAGES.get(key)
+    return catalogue_text(MESSAGES, key, locale, **params)
+
+
+def catalogue_text(catalogue: dict[str, dict[str, str]], key: str, locale: str | None, **params) -> str:
+    """`key` of a {key: {zh: …, en: …}} catalogue (a feature's own messages) in the locale's language,
+    formatted with `params`; English when the language is missing, the key itself when unknown."""
+    texts = catalogue.get(key)
     if texts is None:
         return key.format(**params) if params else key
-    text = texts[language(locale)]
+    text = texts.get(language(locale)) or texts.get("en") or key
     try:
         return text.format(**params)
     except (KeyError, IndexError):

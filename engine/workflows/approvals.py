@@ -8,13 +8,12 @@ and resubmit; the submitter may withdraw. The flow's `status_field`, if any, is 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import BadRequest, Conflict, Locked, NotFound, ValidationFailed
-from ..i18n import language
+from ..errors import Conflict, Locked, NotFound, ValidationFailed
+from ..i18n import catalogue_text, language
 from ..metadata.model import ApprovalFlow, Entity
 from ..permissions import PermissionDenied
 from ..records.audit import audit_row, write_audit
@@ -51,13 +50,11 @@ EVENT_TEXT = {
 
 
 def text(key: str, locale: str | None, **params) -> str:
-    texts = TEXTS[key]
-    return texts.get(language(locale), texts["en"]).format(**params)
+    return catalogue_text(TEXTS, key, locale, **params)
 
 
 def label(table: dict, key: str, locale: str | None) -> str:
-    texts = table.get(key) or {"en": key}
-    return texts.get(language(locale), texts.get("en", key))
+    return catalogue_text(table, key, locale)
 
 
 class Approvals:

@@ -22,9 +22,7 @@ def _mapping(value: Any) -> dict:
 
 
 def _unknown_field(builder, path: tuple, ent, name: str, what: str, at: str = "value") -> None:
-    guess = did_you_mean(name, list(ent.fields))
-    hint = f" (did you mean '{guess}'?)" if guess else ""
-    builder.error(path, f"{what}: '{name}' is not a field of {ent.name}{hint}", at=at)
+    builder.error(path, f"{what}: '{name}' is not a field of {ent.name}{_hint(name, ent.fields)}", at=at)
 
 
 def _entity(builder, model: TenantModel, raw: dict, path: tuple):
@@ -33,9 +31,7 @@ def _entity(builder, model: TenantModel, raw: dict, path: tuple):
         return None
     ent = model.entities.get(name)
     if ent is None:
-        guess = did_you_mean(name, list(model.entities))
-        hint = f" (did you mean '{guess}'?)" if guess else ""
-        builder.error(path + ("entity",), f"entity: unknown entity '{name}'{hint}", at="value")
+        builder.error(path + ("entity",), f"entity: unknown entity '{name}'{_hint(name, model.entities)}", at="value")
     return ent
 
 

@@ -8,7 +8,7 @@ from typing import Iterable
 
 import sqlalchemy as sa
 
-from ..i18n import language
+from ..i18n import catalogue_text, language
 
 # kind → text per language; {params} come from the row's JSON params.
 TEXTS = {
@@ -23,15 +23,10 @@ TEXTS = {
 
 
 def render(kind: str, params: dict, locale: str | None) -> str:
-    texts = TEXTS.get(kind) or {"zh": kind, "en": kind}
     lang = language(locale)
-    template = texts.get(lang) or texts["en"]
     localized = {k: (v.get(lang) or v.get("en") or next(iter(v.values()), "")) if isinstance(v, dict) else v
                  for k, v in params.items()}
-    try:
-        return template.format(**localized).strip()
-    except (KeyError, IndexError):
-        return template
+    return catalogue_text(TEXTS, kind, locale, **localized).strip()
 
 
 class Notifications:

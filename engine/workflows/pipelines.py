@@ -4,12 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Mapping
 
 import sqlalchemy as sa
 
 from ..errors import BadRequest, NotFound, ValidationFailed
-from ..i18n import language, message
+from ..i18n import catalogue_text, message
 from ..metadata.model import Entity, Pipeline, Stage
 from ..records.prepare import is_empty
 
@@ -24,8 +24,7 @@ TEXTS = {
 
 
 def text(key: str, locale: str | None, **params) -> str:
-    texts = TEXTS[key]
-    return texts.get(language(locale), texts["en"]).format(**params)
+    return catalogue_text(TEXTS, key, locale, **params)
 
 
 def as_aware(value: datetime | None) -> datetime | None:

@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from ..errors import NotFound, ValidationFailed
-from ..i18n import language
+from ..i18n import catalogue_text
 from ..permissions import PermissionDenied
 from ..records.audit import audit_row, write_audit
 
@@ -21,7 +21,7 @@ TEXTS = {
 
 
 def text(key: str, locale: str | None, **params) -> str:
-    return TEXTS[key].get(language(locale), TEXTS[key]["en"]).format(**params)
+    return catalogue_text(TEXTS, key, locale, **params)
 
 
 class Tasks:
