@@ -274,8 +274,8 @@ def _describe_field(f, types, lang: str, access: str = "write") -> dict:
         out["required"] = True
     if f.unique:
         out["unique"] = True
-    if ftype.computed or access == "read":
-        out["read_only"] = True
+    if ftype.computed or access == "read" or (f.settings or {}).get("approval"):
+        out["read_only"] = True          # computed, read-only for the role, or set by an approval flow only
     if f.to:
         out["to"] = f.to
     if f.options is not None:

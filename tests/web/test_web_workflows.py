@@ -206,6 +206,10 @@ def test_r6_api_board_and_move_and_patch_enforce_the_criteria(api, tenant, u):
     assert [x["stage"] for x in hist["items"]] == ["contact", "qualify"] and hist["items"][1]["entered_by"] == "张三"
     assert rep.get("/api/v1/opportunity?stagnant=1").get_json()["items"] == []
     assert rep.get("/api/v1/pipelines/nope").status_code == 404
+    [opp] = [e for e in rep.get("/api/v1/").get_json()["entities"] if e["name"] == "opportunity"]
+    fields = {f["name"]: f for f in opp["fields"]}
+    assert fields["discount_status"].get("read_only") is True and fields["stage"]["type"] == "stage"
+    assert [o["value"] for o in fields["stage"]["options"]][:2] == ["contact", "qualify"]
     assert api("rep2").post("/api/v1/pipelines/sales/move", {"id": d["id"], "stage": "contact"}).status_code == 404
 
 
