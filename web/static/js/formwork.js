@@ -192,3 +192,14 @@
     if (el.hasAttribute && el.hasAttribute("data-autosubmit") && el.form) el.form.requestSubmit();
   });
 })();
+
+/* A record's stage path scrolls sideways on a phone: start with the current stage in view. */
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  document.querySelectorAll(".stage-path").forEach(function (path) {
+    var current = path.querySelector("[aria-current=step]");
+    if (current && path.scrollWidth > path.clientWidth) {
+      path.scrollLeft = Math.max(0, current.offsetLeft - path.offsetLeft - 24);
+    }
+  });
+});
