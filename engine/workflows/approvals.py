@@ -164,7 +164,8 @@ class Approvals:
         entity = self.model.entities[flow.entity]
         aid = conn.execute(a.insert().values(
             flow=flow.name, entity=flow.entity, record_id=record["id"], status=OPEN, step=None,
-            submitted_by=getattr(user, "id", None), submitted_at=now,
+            # the engine itself (imports by a script, demo data) submits on behalf of the record's owner
+            submitted_by=getattr(user, "id", None) or record.get("owner"), submitted_at=now,
             snapshot=json.dumps(self._snapshot(flow, record), ensure_ascii=False, default=str),
             title=self.tenant.records.title_of(entity, record)[:300], version=1).returning(a.c.id)).scalar_one()
         conn.execute(s.insert(), [{"approval_id": aid, "position": st.position, "approver": st.approver,
