@@ -123,6 +123,19 @@ def test_r26_board_page_shows_counts_sums_and_weighted_sums_per_stage(app, h, te
     assert client.get("/pipelines/nope").status_code == 404
 
 
+def test_r5_stage_is_a_choice_of_the_pipeline_stages_with_their_probability(app, h, tenant, u, api):
+    client = signed_in(app, h, "rep")
+    form = text(client.get("/e/opportunity/new"))
+    select = re.search(r'<select class="select" id="stage" name="stage".*?</select>', form).group(0)
+    assert re.findall(r'<option value="(\w+)"', select) == ["contact", "qualify", "proposal", "negotiation", "won", "lost"]
+    assert '<option value="contact" selected>' in select                  # the first stage by default
+    board = text(client.get("/pipelines/sales"))
+    assert [p for p in re.findall(r'class="col-prob"[^>]*>(\d+)%<', board)] == ["10", "30", "50", "80"]
+    stages = api("rep").get("/api/v1/pipelines").get_json()["items"][0]["stages"]
+    assert [(s_["name"], s_["probability"], s_["outcome"]) for s_ in stages][-2:] == [("won", "100", "won"), ("lost", "0", "lost")]
+    assert stages[1]["requires"] == ["budget", "decision_maker"] and stages[1]["actions"][0] == "确认预算"
+
+
 def test_r27_board_flags_stalled_deals_and_filters_them(app, h, tenant, u):
     deal(tenant, u["rep"], name="老商机", amount="5000")
     tenant.clock.advance(days=10)
