@@ -100,11 +100,11 @@ def test_r6_backward_moves_are_allowed_but_required_values_stay(crm):
     assert "预算" in exc.value.errors["stage"][0]
 
 
-def test_r6_forward_only_refuses_moving_back(tmp_path, sqlite_url):
+def test_r6_forward_only_refuses_moving_back(tmp_path, db_url):
     text = (DATA / "pipeline.yaml").read_text(encoding="utf-8").replace("    stagnation_days: 14\n",
                                                                        "    stagnation_days: 14\n    forward_only: true\n")
     (tmp_path / "fo.yaml").write_text(text, encoding="utf-8")
-    t = Tenant.load(tmp_path / "fo.yaml", db_url=sqlite_url)
+    t = Tenant.load(tmp_path / "fo.yaml", db_url=db_url)
     migrate(t)
     d = t.records.create("opportunity", {"name": "x", "stage": "proposal", **PROPOSED})
     with pytest.raises(ValidationFailed) as exc:
@@ -176,10 +176,10 @@ def test_r27_stagnation_flags_deals_past_the_limit_with_a_frozen_clock(crm):
     assert [s["title"] for s in t.pipelines.stagnant_for_owner(u["rep"])] == ["老商机"]
 
 
-def test_r27_average_mode_flags_deals_longer_than_the_stage_average(tmp_path, sqlite_url):
+def test_r27_average_mode_flags_deals_longer_than_the_stage_average(tmp_path, db_url):
     text = (DATA / "pipeline.yaml").read_text(encoding="utf-8").replace("stagnation_days: 14", "stagnation_days: average")
     (tmp_path / "avg.yaml").write_text(text, encoding="utf-8")
-    t = Tenant.load(tmp_path / "avg.yaml", db_url=sqlite_url)
+    t = Tenant.load(tmp_path / "avg.yaml", db_url=db_url)
     migrate(t)
     t.clock = Clock(T0)
     quick = [t.records.create("opportunity", {"name": f"q{i}"}) for i in range(2)]
