@@ -90,7 +90,7 @@ def read_rows(entity: Entity, path: str | Path, fmt: str | None = None) -> list[
     subtables = bool(entity.subtables())
     rows = []
     for cells in reader:
-        if not any(c.strip() for c in cells):
+        if not "".join(cells).strip():  # a blank line (every cell empty or white space)
             continue
         if len(cells) >= width:
             row = {name: cells[i] for i, name in pairs}

@@ -13,12 +13,14 @@ entity's per-field JSON converters (`RecordsService._plan`) instead of a whole `
 from __future__ import annotations
 
 import json
+from functools import partial
 from json.encoder import c_make_encoder, encode_basestring
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 
 from ..fields.base import FieldType
+from ..fields.computed import FormulaType
 
 # json.dumps(changes, ensure_ascii=False, default=str) of audit.audit_row, with its encoder built once.
 AUDIT_JSON = json.JSONEncoder(ensure_ascii=False, default=str).encode
@@ -78,6 +80,20 @@ STAMPS = ("owner", "department", "created_at", "created_by", "updated_at", "upda
 AUDIT_KEYS = ("at", "user_id", "username", "entity", "record_id", "action", "changes", "note")
 
 
+def _method(ftype: FieldType, field, name: str) -> Callable | None:
+    """``partial(ftype.<name>, field)``, None when it is FieldType's identity; a formula's to_db and
+    to_json are those of the type it returns (FormulaType delegates each call to it)."""
+    target = ftype
+    if type(ftype) is FormulaType:
+        try:
+            target = ftype.delegate(field)
+        except KeyError:  # an unknown `returns` (check refuses it): FormulaType raises per call
+            pass
+    if getattr(type(target), name) is getattr(FieldType, name):
+        return None
+    return partial(getattr(target, name), field)
+
+
 class RecordInsert:
     """How new records of one entity become driver rows: per stored field its to_db and bind processor."""
 
@@ -93,13 +109,15 @@ class RecordInsert:
         self.id_pos = pos["id"]
         self.slots = []      # (position, field name, value → driver value or None, driver value when absent)
         for f, ftype in stored:
-            to_db = None if type(ftype).to_db is FieldType.to_db else (lambda v, _f=f, _t=ftype: _t.to_db(_f, v))
+            to_db = _method(ftype, f, "to_db")
             proc = self.insert.processors[f.name]
             self.slots.append((pos[f.name], f.name, _then(to_db, proc), None if proc is None else proc(None)))
         # Per field in field order: (name, position or None when not stored, conv, absent, to_json, child):
         # one pass over a record gives its driver row and its audit changes.
         by_name = {name: (p, conv, absent) for p, name, conv, absent in self.slots}
-        self.fields = [(name, *by_name.get(name, (None, None, None)), to_json, child)
+        typed_by_name = {f.name: (f, t) for f, t in typed}
+        self.fields = [(name, *by_name.get(name, (None, None, None)),
+                        to_json if child is not None else _method(*typed_by_name[name][::-1], "to_json"), child)
                        for name, _from_db, to_json, child, _stored in plan]
         self.owner = (pos["owner"], self.insert.processors["owner"])
         self.department = (pos["department"], self.insert.processors["department"])
