@@ -4,17 +4,18 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
-from alembic.operations import ops as alembic_ops
 
 from ..errors import FormworkError, SchemaMismatch
-from .plan import Plan, Planner, applied_fingerprint, convert_column, field_definition, \
+from .plan import Plan, Planner, alembic_ops, applied_fingerprint, convert_column, field_definition, \
     field_from_definition, read_state
 from .system import SYSTEM_PREFIX
 from .tables import TenantSchema
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
 
 
 class MigrationRefused(FormworkError):
@@ -24,6 +25,14 @@ class MigrationRefused(FormworkError):
         self.plan = plan
         reasons = "\n".join("  " + c.describe() for c in plan.blocking)
         super().__init__(f"migrate refused, nothing changed; {len(plan.blocking)} change(s) would fail:\n{reasons}")
+
+
+def _operations(conn) -> Operations:
+    """alembic's Operations on the connection (alembic is imported when a migration runs)."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    return Operations(MigrationContext.configure(conn))
 
 
 def utcnow() -> datetime:
@@ -39,7 +48,7 @@ def migrate(tenant, applied_by: str | None = None) -> Plan:
     schema = TenantSchema(tenant.model, tenant.field_types)
     with tenant.write() as conn:
         state = read_state(conn, schema)
-        op = Operations(MigrationContext.configure(conn))
+        op = _operations(conn)
         archived_now: dict[tuple[str, str], dict] = {}
         for change in plan.changes:
             if change.kind == "rename_column":
@@ -204,7 +213,7 @@ def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
             backup["columns"].setdefault(table, {})[col] = {
                 str(rid): v for rid, v in conn.execute(sa.select(t.c.id, t.c[col]).where(t.c[col].is_not(None)))}
         path.write_text(json.dumps(backup, ensure_ascii=False, default=str, indent=1), encoding="utf-8")
-        op = Operations(MigrationContext.configure(conn))
+        op = _operations(conn)
         for table in sorted(tables_gone):
             op.drop_table(table)
             dropped.append(table)

@@ -6,10 +6,9 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field as dc_field
 
+import importlib
+
 import sqlalchemy as sa
-from alembic.autogenerate import produce_migrations
-from alembic.migration import MigrationContext
-from alembic.operations import ops as alembic_ops
 
 from ..errors import FieldValueError
 from ..metadata.model import Field, Label, Option
@@ -17,6 +16,22 @@ from .system import SYSTEM_PREFIX
 from .tables import TenantSchema, column_settings
 
 ADDITIVE, ARCHIVING, RENAMING, DATA = "additive", "archiving", "renaming", "data-dependent"
+
+
+class LazyModule:
+    """A module imported on first attribute access: alembic (~0.1 s to import) is only needed by
+    plan and migrate, not by every command that checks the schema (import, export, serve …)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        module = importlib.import_module(self._name)
+        self.__dict__.update(module.__dict__)
+        return getattr(module, attr)
+
+
+alembic_ops = LazyModule("alembic.operations.ops")
 SAMPLE_IDS = 5
 
 
@@ -153,6 +168,9 @@ class Planner:
 
     def alembic_diff(self, conn: sa.Connection, schema: TenantSchema) -> list:
         """alembic's operations to turn the database into the schema, flattened per table."""
+        from alembic.autogenerate import produce_migrations
+        from alembic.migration import MigrationContext
+
         mc = MigrationContext.configure(conn, opts={"compare_type": False})
         script = produce_migrations(mc, schema.metadata)
         flat = []
