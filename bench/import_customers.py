@@ -1,18 +1,22 @@
 """Load 100,000 customers through `formwork import` beside a plain SQLAlchemy Core insert of the same rows.
 
-Usage: .venv/bin/python bench/import_customers.py [--rows N] [--db sqlite|postgresql] [--config PATH]
+Usage: .venv/bin/python bench/import_customers.py [--rows N] [--db sqlite|postgresql] [--config PATH] [--rounds R]
 
 Both sides write the same rows into identical, freshly migrated tables in the same run. The import
 side is the real CLI in a subprocess (CSV parsing, coercion, validation, formulas, rules, uniqueness
 and reference checks, autonumbers, the audit row per record, one transaction). The baseline is
 `conn.execute(table.insert(), rows)` in chunks of 500 with already-typed values and nothing else.
-Target: import ≥ 1/3 of Core's rows/s.
+Target: import ≥ 1/3 of Core's rows/s. The two are measured in paired rounds (Core, then import, each
+into fresh tables) and the median of the rounds' ratios is reported, with the ratio of CPU times
+(the baseline's in-process CPU against the import process's), steadier on a shared machine.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,19 +107,53 @@ def core_rows(tenant, rows: list[dict]) -> list[dict]:
     return out
 
 
+def core_insert(config: str, url: str, rows: list[dict]) -> tuple[float, float]:
+    """(wall s, CPU s) of the baseline: typed rows, one transaction, executemany in chunks of 500."""
+    core_tenant = Tenant.load(config, db_url=url)
+    migrate(core_tenant)
+    typed = core_rows(core_tenant, rows)
+    table = core_tenant.schema.table("customer")
+    t0, c0 = time.perf_counter(), time.process_time()
+    with core_tenant.db.begin() as conn:
+        for i in range(0, len(typed), 500):
+            conn.execute(table.insert(), typed[i:i + 500])
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    core_tenant.dispose()
+    return wall, cpu
+
+
+def cli_import(config: str, url: str, csv_path: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of `formwork import` in a fresh process, start-up included."""
+    fresh = Tenant.load(config, db_url=url)
+    migrate(fresh)
+    fresh.dispose()
+    cmd = [str(ROOT / ".venv" / "bin" / "formwork"), "import", config, "customer", str(csv_path), "--db", url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-2000:])
+        raise SystemExit("import failed")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--config", default=str(ROOT / "sample_tenant.yaml"))
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="paired rounds (Core insert, then import, each into fresh tables); default 3")
     args = ap.parse_args()
 
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        import_url, drop_import = database(args.db, folder, "import")
-        core_url, drop_core = database(args.db, folder, "core")
+        gen_url, drop_gen = database(args.db, folder, "generate")
         try:
-            tenant = Tenant.load(args.config, db_url=import_url)
+            tenant = Tenant.load(args.config, db_url=gen_url)
             migrate(tenant)
             t0 = time.perf_counter()
             rows = make_rows(tenant, args.rows)
@@ -123,37 +161,33 @@ def main() -> None:
                   f"({args.db}, {Path(args.config).name})")
             csv_path = folder / "customers.csv"
             write_csv(tenant.model.entity("customer"), rows, csv_path)
-
-            core_tenant = Tenant.load(args.config, db_url=core_url)
-            migrate(core_tenant)
-            typed = core_rows(core_tenant, rows)
-            table = core_tenant.schema.table("customer")
-            t0 = time.perf_counter()
-            with core_tenant.db.begin() as conn:
-                for i in range(0, len(typed), 500):
-                    conn.execute(table.insert(), typed[i:i + 500])
-            core_s = time.perf_counter() - t0
-            core_tenant.dispose()
             tenant.dispose()
-
-            cmd = [str(ROOT / ".venv" / "bin" / "formwork"), "import", args.config, "customer", str(csv_path),
-                   "--db", import_url]
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            import_s = time.perf_counter() - t0
-            if proc.returncode != 0:
-                print(proc.stdout[-2000:], proc.stderr[-2000:])
-                raise SystemExit("import failed")
-            n = len(rows)
-            core_rate, import_rate = n / core_s, n / import_s
-            print(f"plain Core insert : {core_s:7.2f}s  {core_rate:10,.0f} rows/s  (baseline, same rows)")
-            print(f"formwork import   : {import_s:7.2f}s  {import_rate:10,.0f} rows/s  "
-                  f"(CLI process incl. start-up, validation, audit)")
-            ratio = import_rate / core_rate
-            print(f"ratio import/core : {ratio:.2f}  (target ≥ 0.33: {'met' if ratio >= 1 / 3 else 'NOT met'})")
         finally:
-            drop_import()
-            drop_core()
+            drop_gen()
+        n = len(rows)
+        results = []
+        for r in range(1, args.rounds + 1):
+            core_url, drop_core = database(args.db, folder, f"core{r}")
+            import_url, drop_import = database(args.db, folder, f"import{r}")
+            try:
+                core = core_insert(args.config, core_url, rows)
+                imp = cli_import(args.config, import_url, csv_path)
+            finally:
+                drop_core()
+                drop_import()
+            results.append((core, imp))
+            print(f"round {r}: Core {core[0]:6.2f}s ({n / core[0]:8,.0f} rows/s, CPU {core[1]:5.2f}s)   "
+                  f"import {imp[0]:6.2f}s ({n / imp[0]:7,.0f} rows/s, CPU {imp[1]:5.2f}s)   "
+                  f"ratio {core[0] / imp[0]:.2f}")
+        core_rate = statistics.median(n / c[0] for c, _ in results)
+        import_rate = statistics.median(n / i[0] for _, i in results)
+        ratio = statistics.median(c[0] / i[0] for c, i in results)
+        cpu_ratio = statistics.median(c[1] for c, _ in results) / statistics.median(i[1] for _, i in results)
+        print(f"plain Core insert : {core_rate:10,.0f} rows/s  (median; baseline, same rows)")
+        print(f"formwork import   : {import_rate:10,.0f} rows/s  (median; CLI process incl. start-up, validation, audit)")
+        print(f"ratio import/core : {ratio:.2f}  (median of rounds; target ≥ 0.33: "
+              f"{'met' if ratio >= 1 / 3 else 'NOT met'});  by CPU time: {cpu_ratio:.2f}")
+        print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
