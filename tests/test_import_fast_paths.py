@@ -302,3 +302,32 @@ def test_issue2_compiled_expressions_equal_the_tree_walk():
 
             assert outcome(closure) == outcome(walk), (source, record)
     assert compiled > 1000
+
+
+def test_issue2_driver_lookup_of_existing_values_equals_core(tenant):
+    """_existing (uniqueness and reference checks of a bulk create) on SQLite goes to the driver;
+    it finds exactly what the Core ``IN`` query finds, for columns of several types."""
+    from engine.records.bulk import existing_values
+
+    rng = random.Random(9)
+    made = tenant.records.create_many("customer", [
+        {"name": f"客户{i}", "industry": "制造业", "revenue": str(rng.choice([0, 1, 99.5, 1234.56])),
+         "founded": f"2020-01-{1 + i % 28:02d}", "rating": str(i % 6), "phone": f"1380013{i:04d}"}
+        for i in range(1200)])
+    t = tenant.schema.table("customer")
+    probes = {
+        "id": made.created[::7] + [0, 10 ** 9],
+        "name": [f"客户{i}" for i in range(0, 1500, 3)],
+        "founded": [date(2020, 1, d) for d in range(1, 31)] + [date(2021, 1, 1)],
+        "revenue": [Decimal("0"), Decimal("1.00"), Decimal("99.50"), Decimal("1234.56"), Decimal("5")],
+        "rating": list(range(-1, 8)),
+        "phone": [f"+861380013{i:04d}" for i in range(0, 1500, 11)],
+    }
+    with tenant.db.connect() as conn:
+        for column, values in probes.items():
+            col = t.c[column]
+            want = set()
+            for i in range(0, len(values), 100):
+                want.update(r[0] for r in conn.execute(sa.select(col).where(col.in_(values[i:i + 100]))))
+            got = existing_values(conn, col, values, 100)
+            assert got == want and want, column

@@ -23,7 +23,7 @@ from ._util import check_pattern, plain, quantize
 from .base import FieldContext, FieldType, fail
 from .choice import SelectType, _fold
 from .numeric import INT64_MAX, INT64_MIN, DecimalType, IntegerType, MoneyType, PercentType
-from .phone import ANY, MOBILE, PhoneType, fast_cn_mobile
+from .phone import _CN_MOBILE_E164_RE, ANY, MOBILE, PhoneType, _cn_mobile_pattern, fast_cn_mobile
 from .temporal import DateType, _make_date
 from .text import TextareaType, TextType
 
@@ -225,13 +225,18 @@ def _phone(ftype: PhoneType, field: Field, ctx: FieldContext) -> Coercer:
     if field.pattern or kind not in (ANY, MOBILE):
         return slow
     region = field.settings.get("region") or ctx.phone_region or ""
+    mobile = _cn_mobile_pattern()
 
     def run(raw):
         # a valid Chinese mobile passes any/mobile kind checks and validate has nothing more to check
-        if type(raw) is str and raw.isascii():
-            got = fast_cn_mobile(raw, region)
-            if got is not None:
-                return got
+        if type(raw) is str:
+            if _CN_MOBILE_E164_RE.fullmatch(raw):  # already stored form: fast_cn_mobile returns it as is
+                if mobile.fullmatch(raw, 3):
+                    return raw
+            elif raw.isascii():
+                got = fast_cn_mobile(raw, region)
+                if got is not None:
+                    return got
         return slow(raw)
 
     return run

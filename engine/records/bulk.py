@@ -192,3 +192,26 @@ def creation_changes(plan: tuple, record: dict, child_json: Callable) -> dict:
             continue
         changes[name] = [None, v]
     return changes
+
+
+def existing_values(conn: sa.Connection, column: sa.Column, values: list, chunk: int) -> set | None:
+    """Which of `values` the column holds: on SQLite one driver-level ``SELECT col FROM t WHERE col IN
+    (?, …)`` per `chunk` values, each value through the column's bind processor and each result
+    through its result processor, as SQLAlchemy would (None elsewhere: use Core)."""
+    dialect = conn.dialect
+    if dialect.name != "sqlite":
+        return None
+    impl = column.type.dialect_impl(dialect)
+    bind, result = impl.bind_processor(dialect), impl.result_processor(dialect, None)
+    quote = dialect.identifier_preparer.quote
+    head = f"SELECT {quote(column.name)} FROM {quote(column.table.name)} WHERE {quote(column.name)} IN "
+    found: set = set()
+    for i in range(0, len(values), chunk):
+        part = values[i:i + chunk]
+        params = tuple(part) if bind is None else tuple(bind(v) for v in part)
+        rows = conn.exec_driver_sql(head + "(" + ", ".join("?" * len(part)) + ")", params).fetchall()
+        if result is None:
+            found.update(r[0] for r in rows)
+        else:
+            found.update(result(r[0]) for r in rows)
+    return found

@@ -14,7 +14,7 @@ from ..i18n import message
 from ..metadata.model import Entity, Field
 from ..permissions import PermissionDenied, Permissions
 from .audit import audit_row, last_change, read_history, write_audit
-from .bulk import AUDIT_JSON, RecordInsert, creation_changes
+from .bulk import AUDIT_JSON, RecordInsert, creation_changes, existing_values
 from .prepare import Errors, Preparer, is_empty
 from .query import (cursor_clause, encode_cursor, filter_clause, order_by, parse_filters, parse_sort,
                     search_clause, system_field)
@@ -692,6 +692,9 @@ class RecordsService:
 
     def _existing(self, conn, column, values: set) -> set:
         values = list(values)
+        found = existing_values(conn, column, values, CHUNK)  # SQLite: straight to the driver
+        if found is not None:
+            return found
         found = set()
         for i in range(0, len(values), CHUNK):
             found.update(r[0] for r in conn.execute(sa.select(column).where(column.in_(values[i:i + CHUNK]))))
