@@ -90,15 +90,17 @@ def read_rows(entity: Entity, path: str | Path, fmt: str | None = None) -> list[
     subtables = bool(entity.subtables())
     rows = []
     for cells in reader:
-        if not "".join(cells).strip():  # a blank line (every cell empty or white space)
+        line = "".join(cells)
+        if not line.strip():  # a blank line (every cell empty or white space)
             continue
         if len(cells) >= width:
             row = {name: cells[i] for i, name in pairs}
         else:
             row = {name: cells[i] for i, name in pairs if i < len(cells)}
-        for name, cell in row.items():
-            if cell[:1] == "'":  # only such cells can be neutralised formulas
-                row[name] = unneutralise(cell)
+        if "'" in line:
+            for name, cell in row.items():
+                if cell[:1] == "'":  # only such cells can be neutralised formulas
+                    row[name] = unneutralise(cell)
         if len(cells) > len(header):
             row["__extra__"] = cells[len(header):]
         rows.append(_subtables_from_text(entity, row) if subtables else row)
@@ -120,13 +122,14 @@ def _subtables_from_text(entity: Entity, row: dict) -> dict:
 
 
 def computed_stripper(entity: Entity, types):
-    """``strip_computed(entity, types, row)`` for many rows of one entity: a row without any
-    computed or subtable key (the usual case) is only copied."""
+    """``strip_computed(entity, types, row)`` for many rows of one entity that the caller owns: a row
+    without any computed or subtable key (the usual case) comes back as it is."""
     special = {name for name, f in entity.fields.items() if types.for_field(f).computed or f.child is not None}
+    nothing: frozenset = frozenset()
 
-    def strip(row: dict) -> tuple[dict, set[str]]:
+    def strip(row: dict) -> tuple[dict, set[str] | frozenset[str]]:
         if special.isdisjoint(row):
-            return dict(row), set()
+            return row, nothing
         return strip_computed(entity, types, row)
 
     return strip

@@ -175,7 +175,8 @@ class Preparer:
         self.compute(record, loader, now, ctx, errors, prefix)
         for name in self.required:
             # A value that was given but unreadable already has its own error; "required" would mislead.
-            if is_empty(record.get(name)) and prefix + name not in errors.by_key:
+            v = record.get(name)
+            if (v is None or v == "" or v == []) and prefix + name not in errors.by_key:  # is_empty(v)
                 errors.add(prefix + name, "required")
         for rule in self.entity.rules:
             try:
@@ -190,7 +191,7 @@ class Preparer:
     def compute(self, record: dict, loader, now, ctx, errors: Errors, prefix: str = "") -> None:
         """Evaluate formula fields in dependency order (children's row formulas were done already)."""
         for field in self.formulas:
-            ftype = self.types.for_field(field)
+            ftype = self.typed[field.name][1]
             try:
                 value = field.expr.evaluate(record, loader=loader, now=now, tz=ctx.timezone)
                 record[field.name] = None if value is None else ftype.coerce(field, value, ctx)

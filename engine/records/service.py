@@ -531,13 +531,13 @@ class RecordsService:
                 record = prep.complete(clean, None, ctx, errors, loader=loader, now=now)
                 if validators:
                     self._plugin_validate(entity, record, None, errors)
-                if not errors:
+                if not errors.by_key:  # (bool(errors))
                     self._stamp(record, None, user)
                     try:
                         self._check_placement(entity, user, None, record, loc)
                     except PermissionDenied as exc:
                         errors.add_text("_record", str(exc))
-                if errors:
+                if errors.by_key:
                     result.errors.extend(RowError(n, k, m) for k, msgs in errors.by_key.items() for m in msgs)
                 else:
                     good.append((n, record))
@@ -709,9 +709,9 @@ class RecordsService:
         # On SQLite the rows go to the driver as lists (bulk.RecordInsert); elsewhere through Core.
         fast = self._record_insert(entity, conn.dialect)
         rows = []
+        fixed = dict(created_at=now, created_by=uid, updated_at=now, updated_by=uid, version=1)
         for rec in records:
-            stamps = dict(created_at=now, created_by=uid, updated_at=now, updated_by=uid, version=1,
-                          owner=rec.get("owner"), department=rec.get("department"))
+            stamps = {**fixed, "owner": rec.get("owner"), "department": rec.get("department")}
             if not fast.ok:
                 row = self._to_row(entity, rec, every_column=True)
                 row.update(stamps)
@@ -720,8 +720,7 @@ class RecordsService:
         ids = allocate_ids(conn, t, len(records))
         try:
             if fast.ok:  # the driver rows and each record's audit changes in one pass
-                driver_rows, changes = fast.rows_and_changes(records, ids, dict(
-                    created_at=now, created_by=uid, updated_at=now, updated_by=uid, version=1), self._json)
+                driver_rows, changes = fast.rows_and_changes(records, ids, fixed, self._json)
                 fast.insert.run(conn, driver_rows)
             else:
                 for rid, row in zip(ids, rows):
