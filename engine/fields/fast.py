@@ -23,7 +23,8 @@ from ._util import check_pattern, plain, quantize
 from .base import FieldContext, FieldType, fail
 from .choice import SelectType, _fold
 from .numeric import INT64_MAX, INT64_MIN, DecimalType, IntegerType, MoneyType, PercentType
-from .phone import _CN_MOBILE_E164_RE, ANY, MOBILE, PhoneType, _cn_mobile_pattern, fast_cn_mobile
+from .phone import (_CN_MOBILE_E164_RE, ANY, LANDLINE, MOBILE, PhoneType, _cn_mobile_pattern, fast_cn_landline,
+                    fast_cn_mobile)
 from .temporal import DateType, _make_date
 from .text import TextareaType, TextType
 
@@ -222,20 +223,24 @@ def _date(ftype: DateType, field: Field, ctx: FieldContext) -> Coercer:
 def _phone(ftype: PhoneType, field: Field, ctx: FieldContext) -> Coercer:
     slow = general(ftype, field, ctx)
     kind = field.settings.get("kind") or ANY
-    if field.pattern or kind not in (ANY, MOBILE):
+    if field.pattern or kind not in (ANY, MOBILE, LANDLINE):
         return slow
     region = field.settings.get("region") or ctx.phone_region or ""
+    mobile_ok, landline_ok = kind in (ANY, MOBILE), kind in (ANY, LANDLINE)
     mobile = _cn_mobile_pattern()
 
     def run(raw):
-        # a valid Chinese mobile passes any/mobile kind checks and validate has nothing more to check
+        # PhoneType.coerce's own order: a plain Chinese mobile, then a plain Chinese landline; the kind
+        # check passes for the kinds that accept it and validate has nothing more to check (no pattern)
         if type(raw) is str:
-            if _CN_MOBILE_E164_RE.fullmatch(raw):  # already stored form: fast_cn_mobile returns it as is
-                if mobile.fullmatch(raw, 3):
-                    return raw
-            elif raw.isascii():
+            if _CN_MOBILE_E164_RE.fullmatch(raw) and mobile.fullmatch(raw, 3):  # stored form already
+                return raw if mobile_ok else slow(raw)
+            if raw.isascii():
                 got = fast_cn_mobile(raw, region)
                 if got is not None:
+                    return got if mobile_ok else slow(raw)
+                got = fast_cn_landline(raw, region)
+                if got is not None and landline_ok:
                     return got
         return slow(raw)
 
