@@ -77,6 +77,11 @@ def make_rows(tenant, n: int, seed: int = 1) -> list[dict]:
         result = tenant.records.create_many("customer", batch, dry_run=True, skip_invalid=True)
         bad = {e.row for e in result.errors}
         rows.extend(r for i, r in enumerate(batch, start=1) if i not in bad)
+        if len(rows) >= n:
+            # rows of different batches may still duplicate each other: check the whole file once
+            result = tenant.records.create_many("customer", rows[:n], dry_run=True, skip_invalid=True)
+            bad = {e.row for e in result.errors}
+            rows = [r for i, r in enumerate(rows[:n], start=1) if i not in bad]
         if attempt > 20:
             raise SystemExit("could not generate valid rows: " + str(result.errors[:5]))
     return rows[:n]
