@@ -47,6 +47,15 @@ def formwork_records_validate(tenant: Any, entity: Any, values: dict, old: dict 
 
 
 @hookspec
+def formwork_records_validate_many(tenant: Any, entity: Any, rows: list, locale: str) -> list:
+    """A bulk create (import) validated ``rows``, a list of ``(row number, record)`` after coercion and
+    formulas. Return ``[(row number, field or "_record", message)]``. A plugin that implements this hook
+    receives the batch *instead of* one ``formwork_records_validate`` per row (one call per import for
+    an entity it has nothing to check).
+    """
+
+
+@hookspec
 def formwork_records_after_create(tenant: Any, entity: Any, record: dict, user: Any,
                                   connection: Any) -> None:
     """A record was created; runs inside the write transaction (raise to roll it back)."""

@@ -1,7 +1,7 @@
 """Pipelines and approvals (R4 R5 R6 R27) as a built-in plugin on the records service's hooks, so every
 write path — form, API, import, bulk edit, merge — meets the same criteria and cannot skip a step.
 
-- ``formwork_records_validate``: stage entry criteria (every unmet one), forward-only moves, and
+- ``formwork_records_validate`` (``_many`` for imports): stage entry criteria (every unmet one), forward-only moves, and
   refusing any write to an approval flow's status field;
 - ``formwork_records_before_write`` / ``_many``: reopening a won/lost record needs a reopen role;
   fields frozen by a pending approval (423); a record cannot be won while an approval is unsettled;
@@ -35,6 +35,19 @@ def formwork_records_validate(tenant, entity, values, old, errors, locale=None) 
             errors.setdefault(pipe.field, []).extend(unmet)
     for key, msgs in tenant.approvals.status_field_errors(entity, values, old, loc).items():
         errors.setdefault(key, []).extend(msgs)
+
+
+@hookimpl
+def formwork_records_validate_many(tenant, entity, rows, locale) -> list:
+    """An import: one call for the batch, nothing to do for entities without pipelines or approvals."""
+    if not _top(entity) or not (tenant.model.pipelines_of(entity.name) or tenant.model.approvals_of(entity.name)):
+        return []
+    out = []
+    for n, record in rows:
+        errors: dict[str, list[str]] = {}
+        formwork_records_validate(tenant, entity, record, None, errors, locale)
+        out.extend((n, key, msg) for key, msgs in errors.items() for msg in msgs)
+    return out
 
 
 def _outcome_problems(tenant, entity, record, old, connection, loc) -> list[tuple[str, str]]:

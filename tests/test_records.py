@@ -275,3 +275,55 @@ def test_rows_that_leave_out_different_optional_fields_are_saved_together(tenant
         {"name": "还有电话", "industry": "制造业", "phone": "13800138000", "rating": 3}])
     got = [tenant.records.get("customer", i) for i in result.created]
     assert got[0]["phone"] is None and got[1]["phone"] == "+8613800138000" and got[1]["score"] == 60
+
+
+class _BatchValidator:
+    """A plugin with both validation hooks: imports must use the batch one, single writes the other."""
+
+    def __init__(self):
+        self.batches, self.singles = [], 0
+
+    @staticmethod
+    def _bad(record) -> bool:
+        return "禁用" in (record.get("name") or "")
+
+    from engine.plugins import hookimpl
+
+    @hookimpl
+    def formwork_records_validate_many(self, tenant, entity, rows, locale):
+        self.batches.append(len(rows))
+        return [(n, "name", "含有禁用词") for n, record in rows if self._bad(record)]
+
+    @hookimpl
+    def formwork_records_validate(self, tenant, entity, values, old, errors, locale):
+        self.singles += 1
+        if self._bad(values):
+            errors.setdefault("name", []).append("含有禁用词")
+
+
+class _RowValidator:
+    from engine.plugins import hookimpl
+
+    def __init__(self):
+        self.calls = 0
+
+    @hookimpl
+    def formwork_records_validate(self, tenant, entity, values, old, errors, locale):
+        self.calls += 1
+
+
+def test_r12_an_import_is_validated_by_batch_plugins_once_and_by_row_plugins_per_row(db_url):
+    from engine.records.service import BulkFailed
+
+    batch, row = _BatchValidator(), _RowValidator()
+    t = Tenant.load(DATA / "crm_v1.yaml", db_url=db_url, plugins=(batch, row))
+    migrate(t)
+    rows = [{"name": f"公司{i}", "industry": "制造业"} for i in range(5)] + [{"name": "禁用公司", "industry": "制造业"}]
+    with pytest.raises(BulkFailed) as exc:
+        t.records.create_many("customer", rows)
+    assert [(e.row, e.field, e.message) for e in exc.value.row_errors] == [(6, "name", "含有禁用词")]
+    assert batch.batches == [6] and batch.singles == 0 and row.calls == 6
+    with pytest.raises(ValidationFailed):
+        t.records.create("customer", {"name": "禁用", "industry": "制造业"})
+    assert batch.singles == 1
+    t.dispose()

@@ -524,13 +524,32 @@ class RecordsService:
             writable = {n for n, a in access.items() if a == "write"}
             hidden = {n for n, a in access.items() if a == "hidden"}
             coerce_row = prep.row_coercer(ctx, writable=writable, hidden=hidden)  # = coerce_input, compiled
-            validators = self.tenant.pm.hook.formwork_records_validate.get_hookimpls()
+            # plugins with the batch validation hook get every row at once; the others one call per row
+            validate_many = self.tenant.pm.hook.formwork_records_validate_many
+            validate_one = self.tenant.pm.subset_hook_caller(
+                "formwork_records_validate", remove_plugins=[i.plugin for i in validate_many.get_hookimpls()])
+            per_row = bool(validate_one.get_hookimpls())
+            checked: list[tuple[int, dict, Errors]] = []
             for n, values in enumerate(rows, start=1):
                 errors = Errors(loc)
                 clean = coerce_row(values, errors)
                 record = prep.complete(clean, None, ctx, errors, loader=loader, now=now)
-                if validators:
-                    self._plugin_validate(entity, record, None, errors)
+                if per_row:
+                    extra: dict[str, list[str]] = {}
+                    validate_one(tenant=self.tenant, entity=entity, values=record, old=None, errors=extra, locale=loc)
+                    for k, msgs in extra.items():
+                        for m in msgs:
+                            errors.add_text(k, m)
+                checked.append((n, record, errors))
+                if progress:
+                    progress(n)
+            if validate_many.get_hookimpls():
+                by_row = {n: errors for n, _, errors in checked}
+                for problems in validate_many(tenant=self.tenant, entity=entity,
+                                              rows=[(n, record) for n, record, _ in checked], locale=loc):
+                    for n, key, text in problems or ():
+                        by_row[n].add_text(key, text)
+            for n, record, errors in checked:
                 if not errors.by_key:  # (bool(errors))
                     self._stamp(record, None, user)
                     try:
@@ -541,8 +560,7 @@ class RecordsService:
                     result.errors.extend(RowError(n, k, m) for k, msgs in errors.by_key.items() for m in msgs)
                 else:
                     good.append((n, record))
-                if progress:
-                    progress(n)
+            del checked
             for n, key, text in self._bulk_checks(conn, entity, good, loc):
                 result.errors.append(RowError(n, key, text))
             for problems in self.tenant.pm.hook.formwork_records_before_write_many(
