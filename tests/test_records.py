@@ -327,3 +327,18 @@ def test_r12_an_import_is_validated_by_batch_plugins_once_and_by_row_plugins_per
         t.records.create("customer", {"name": "禁用", "industry": "制造业"})
     assert batch.singles == 1
     t.dispose()
+
+
+def test_an_id_too_large_for_the_database_is_a_validation_error_not_a_crash(tenant):
+    from engine.records.service import BulkFailed
+
+    huge = 10 ** 22
+    for value in (huge, str(huge)):
+        with pytest.raises(ValidationFailed) as exc:
+            tenant.records.create("customer", {"name": "超大编号", "industry": "制造业", "owner": value})
+        assert "owner" in exc.value.errors
+    with pytest.raises(BulkFailed) as exc:
+        tenant.records.create_many("customer", [{"name": "超大编号", "industry": "制造业", "owner": str(huge)}])
+    assert [e.field for e in exc.value.row_errors] == ["owner"]
+    with pytest.raises(BadRequest):
+        tenant.records.list("customer", filters={"owner": str(huge)})

@@ -20,11 +20,14 @@ _ID_RE = re.compile(r"#?\s*(\d{1,19})", re.ASCII)
 ID_OPERATORS = ("eq", "ne", "in", "empty", "not_empty")
 
 
+MAX_ID = 2 ** 63 - 1   # a BIGINT: a larger "id" names no record (and would overflow the driver)
+
+
 def _read_id(value: Any, key: str, resolve) -> int:
     if isinstance(value, bool):
         raise fail(key, value=str(value))
     if isinstance(value, int):
-        if value <= 0:
+        if not 0 < value <= MAX_ID:
             raise fail(key, value=str(value))
         return value
     if isinstance(value, Mapping) and "id" in value:
@@ -32,7 +35,7 @@ def _read_id(value: Any, key: str, resolve) -> int:
     if isinstance(value, str):
         s = halfwidth(value.strip())
         m = _ID_RE.fullmatch(s)
-        if m and int(m.group(1)) > 0:
+        if m and 0 < int(m.group(1)) <= MAX_ID:
             return int(m.group(1))
         if resolve is not None:
             got = resolve(s)

@@ -113,9 +113,9 @@ class RecordsService:
     def _resolve_user(self, value, conn) -> int:
         users = self.schema.system["users"]
         s = str(value).strip()
-        cond = users.c.id == int(s) if s.isdigit() else users.c.username == s
+        cond = users.c.id == int(s) if s.isdigit() and len(s) < 19 else users.c.username == s
         stmt = sa.select(users.c.id).where(cond)
-        row = (conn.execute(stmt) if conn is not None else self._run(stmt)).first()
+        row = conn.execute(stmt).first() if conn is not None else next(iter(self._run(stmt)), None)
         if row is None:
             raise FieldValueError("no_such_user", {"value": value})
         return row[0]
