@@ -13,11 +13,9 @@ The equality of both ways over many generated expressions is tested in tests/tes
 from __future__ import annotations
 
 import ast
-import decimal
 from typing import Any, Callable
 
 from . import values as v
-from .errors import ExpressionError, ExpressionEvalError, ExpressionLimitError
 from .values import UNKNOWN
 
 Closure = Callable[[Any], Any]
@@ -154,15 +152,7 @@ def _call(node: ast.Call) -> Closure:
         named = {k: v.plain(a(ev)) for k, a in kwargs}
         if getattr(fn, "formwork_context", False):
             values.insert(0, ev._ctx)
-        try:
-            result = fn(*values, **named)
-        except ExpressionError:
-            raise
-        except decimal.Overflow as exc:
-            raise ExpressionLimitError(f"{name}(): a number is too large") from exc
-        except Exception as exc:  # noqa: BLE001 - a plugin function's failure is an evaluation error
-            raise ExpressionEvalError(f"{name}() failed: {exc}") from exc
-        return _checked(ev, v.normalize(result))
+        return _checked(ev, v.normalize(call_function(name, fn, values, named)))
 
     return run
 
@@ -181,4 +171,4 @@ _COMPILERS: dict[type, Callable[[Any], Closure]] = {
 }
 
 # Bound last: the evaluator module imports this one at its end.
-from .evaluator import _SAFE_RESULTS as SAFE_RESULTS, BINARY_OPERATORS, _negate as negate  # noqa: E402
+from .evaluator import _SAFE_RESULTS as SAFE_RESULTS, BINARY_OPERATORS, _negate as negate, call_function  # noqa: E402

@@ -53,6 +53,18 @@ class PathStep:
         return f"PathStep({self.name!r}, {self.kind!r}, {self.target!r})"
 
 
+def call_function(name: str, fn: Callable, args: list, kwargs: dict) -> Any:
+    """Call an expression function; its failures become evaluation errors naming it."""
+    try:
+        return fn(*args, **kwargs)
+    except ExpressionError:
+        raise
+    except decimal.Overflow as exc:
+        raise ExpressionLimitError(f"{name}(): a number is too large") from exc
+    except Exception as exc:  # noqa: BLE001 - a plugin function's failure is an evaluation error
+        raise ExpressionEvalError(f"{name}() failed: {exc}") from exc
+
+
 class FormworkEval(SimpleEval):
     """simpleeval with Formwork's empty-value and three-valued semantics."""
 
@@ -285,15 +297,7 @@ class FormworkEval(SimpleEval):
         kwargs = {k.arg: v.plain(self._eval(k.value)) for k in node.keywords}
         if getattr(fn, "formwork_context", False):
             args.insert(0, self._ctx)
-        try:
-            result = fn(*args, **kwargs)
-        except ExpressionError:
-            raise
-        except decimal.Overflow as exc:
-            raise ExpressionLimitError(f"{name}(): a number is too large") from exc
-        except Exception as exc:  # noqa: BLE001 - a plugin function's failure is an evaluation error
-            raise ExpressionEvalError(f"{name}() failed: {exc}") from exc
-        return v.normalize(result)
+        return v.normalize(call_function(name, fn, args, kwargs))
 
 
 # Only the node types the compiler admits; anything else is FeatureNotAvailable.

@@ -170,9 +170,10 @@ def config_bounds_issues(ftype, field: Field) -> list[tuple[tuple, str]]:
     return issues
 
 
-def check_bounds(ftype, field: Field, value: Any, ctx) -> None:
-    """Enforce field.min / field.max (given in config as the type's values); unreadable bounds are
-    reported by check_config and ignored here."""
+def coerced_bounds(ftype, field: Field, ctx) -> list[tuple[str, Any]]:
+    """[("min"|"max", bound)] read as the type's values; unreadable bounds are reported by
+    check_config and left out here."""
+    got = []
     for which in ("min", "max"):
         raw = getattr(field, which)
         if raw is None:
@@ -181,12 +182,22 @@ def check_bounds(ftype, field: Field, value: Any, ctx) -> None:
             bound = ftype.coerce(field, raw, ctx)
         except FieldValueError:
             continue
-        if bound is None:
-            continue
+        if bound is not None:
+            got.append((which, bound))
+    return got
+
+
+def within_bounds(ftype, field: Field, value: Any, ctx, bounds: list[tuple[str, Any]]) -> None:
+    for which, bound in bounds:
         if which == "min" and value < bound:
             raise fail("too_small", min=ftype.to_text(field, bound, ctx))
         if which == "max" and value > bound:
             raise fail("too_large", max=ftype.to_text(field, bound, ctx))
+
+
+def check_bounds(ftype, field: Field, value: Any, ctx) -> None:
+    """Enforce field.min / field.max (given in config as the type's values)."""
+    within_bounds(ftype, field, value, ctx, coerced_bounds(ftype, field, ctx))
 
 
 def is_zh(locale: str | None) -> bool:

@@ -17,9 +17,8 @@ import re
 from decimal import Decimal
 from typing import Any, Callable
 
-from ..errors import FieldValueError
 from ..metadata.model import Field
-from ._util import check_pattern, plain, quantize
+from ._util import check_pattern, coerced_bounds, plain, quantize, within_bounds
 from .base import FieldContext, FieldType, fail
 from .choice import SelectType, _fold
 from .numeric import INT64_MAX, INT64_MIN, DecimalType, IntegerType, MoneyType, PercentType
@@ -59,26 +58,12 @@ def general(ftype: FieldType, field: Field, ctx: FieldContext) -> Coercer:
 
 def bounds_check(ftype: FieldType, field: Field, ctx: FieldContext) -> Callable[[Any], None] | None:
     """`_util.check_bounds(ftype, field, value, ctx)` with the bounds coerced once (None: no bounds)."""
-    got = []
-    for which in ("min", "max"):
-        raw = getattr(field, which)
-        if raw is None:
-            continue
-        try:
-            bound = ftype.coerce(field, raw, ctx)
-        except FieldValueError:
-            continue
-        if bound is not None:
-            got.append((which, bound))
+    got = coerced_bounds(ftype, field, ctx)
     if not got:
         return None
 
     def check(value):
-        for which, bound in got:
-            if which == "min" and value < bound:
-                raise fail("too_small", min=ftype.to_text(field, bound, ctx))
-            if which == "max" and value > bound:
-                raise fail("too_large", max=ftype.to_text(field, bound, ctx))
+        within_bounds(ftype, field, value, ctx, got)
 
     return check
 
