@@ -484,3 +484,54 @@ def test_r27_stalled_command_lists_and_notifies_each_owner_once(crm, tmp_path):
     assert [n["kind"] for n in t.notifications.list(u["rep"])].count("stagnant") == 2
     out = runner.invoke(approvals, args + ["--as", "east_mgr", "--mine"]).output
     assert "折扣审批" in out and "1 approval(s)" in out
+
+
+BAD_WORKFLOWS = """\
+tenant: {name: bad}
+roles:
+  finance: {label: 财务}
+entities:
+  opportunity:
+    fields:
+      name: {type: text}
+      amount: {type: money}
+      level: {type: select, options: [A, B]}
+pipelines:
+  sales:
+    entity: opportunity
+    field: level
+    stages:
+      - {name: contact, probability: 10, requires: [budgt]}
+      - {name: won, probability: 100, outcome: won, checks: [{check: "amount >", message: x}]}
+  other:
+    entity: opportunty
+    stages: [{name: a, probability: 1}, {name: b, probability: 2}]
+approvals:
+  discount:
+    entity: opportunity
+    when: "discont > 20"
+    lock: [amount, discount]
+    steps:
+      - {approver: "role:finanse"}
+      - {approver: "boss"}
+"""
+
+
+def test_r4_r6_check_reports_pipeline_and_approval_mistakes_at_file_line_col(tmp_path):
+    from engine.config.build import check_config, default_plugins
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD_WORKFLOWS, encoding="utf-8")
+    _model, issues = check_config(path, *default_plugins())
+    got = sorted((i.location.line, i.message) for i in issues)
+    lines = [line for line, _ in got]
+    text = "\n".join(m for _, m in got)
+    assert "opportunity.level is select; a pipeline's field must be of type stage" in text and 13 in lines
+    assert "requires: 'budgt' is not a field of opportunity" in text and 15 in lines
+    assert "check:" in text and 16 in lines                                  # the broken expression
+    assert "unknown entity 'opportunty' (did you mean 'opportunity'?)" in text and 18 in lines
+    assert "unknown field 'discont'" in text and 23 in lines
+    assert "lock: 'discount' is not a field of opportunity" in text and 24 in lines
+    assert "unknown role 'finanse' (did you mean 'finance'?)" in text and 26 in lines
+    assert "approver: 'boss' is not one of manager, manager:<levels up>, role:<role>" in text and 27 in lines
+    assert all(i.location.file.endswith("bad.yaml") and i.location.col > 0 for i in issues)

@@ -158,6 +158,9 @@ def _translate(error: jsonschema.ValidationError, root: dict) -> list[tuple[tupl
             return [(path, "value", f"locale: '{instance}' is not a locale such as zh_CN or en_US")]
         if name == "currency":
             return [(path, "value", f"currency: '{instance}' is not a currency code such as CNY or USD")]
+        if name == "approver":
+            return [(path, "value", f"approver: '{instance}' is not one of manager, manager:<levels up>, "
+                                    f"role:<role>, user:<username> or department:<department>")]
         return [(path, "value", f"{name}: '{instance}' does not have the expected form")]
 
     if kind == "maxLength":

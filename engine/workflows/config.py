@@ -35,18 +35,26 @@ def _entity(builder, model: TenantModel, raw: dict, path: tuple):
     return ent
 
 
+def _definitions(builder, model: TenantModel, section: str):
+    """(name, raw, path, entity) of each well-formed definition of `pipelines:` or `approvals:` whose
+    entity exists (problems are reported)."""
+    for name, raw in _mapping(builder.data.get(section)).items():
+        path = (section, name)
+        # the schema's own report covers a malformed definition or key; a bad step or stage deeper
+        # down only skips that item, so every other mistake of the definition is reported in one go
+        if not isinstance(raw, dict) or any(p[:len(path)] == path and len(p) <= len(path) + 1
+                                            for p in builder.bad_paths):
+            continue
+        ent = _entity(builder, model, raw, path)
+        if ent is not None:
+            yield name, raw, path, ent
+
+
 def build_pipelines(builder, model: TenantModel) -> None:
     """Attach each pipeline's stage field (creating it when absent) before expressions compile, so
     formulas may read `stage.probability`."""
-    raw_all = _mapping(builder.data.get("pipelines"))
     owners: dict[tuple[str, str], str] = {}
-    for name, raw in raw_all.items():
-        path = ("pipelines", name)
-        if not isinstance(raw, dict) or builder.schema_failed(path):
-            continue
-        ent = _entity(builder, model, raw, path)
-        if ent is None:
-            continue
+    for name, raw, path, ent in _definitions(builder, model, "pipelines"):
         fname = raw.get("field") if isinstance(raw.get("field"), str) else "stage"
         key = (ent.name, fname)
         if key in owners:
@@ -63,9 +71,9 @@ def build_pipelines(builder, model: TenantModel) -> None:
         pipe.stagnation_days = days if isinstance(days, int) and not isinstance(days, bool) else None
         seen: set[str] = set()
         for i, sraw in enumerate(raw.get("stages") or []):
-            if not isinstance(sraw, dict) or not isinstance(sraw.get("name"), str):
-                continue
             spath = path + ("stages", i)
+            if not isinstance(sraw, dict) or not isinstance(sraw.get("name"), str) or builder.schema_failed(spath):
+                continue
             if sraw["name"] in seen:
                 builder.error(spath + ("name",), f"name: the stage '{sraw['name']}' is already defined",
                               at="value")
@@ -158,16 +166,9 @@ def compile_pipeline_checks(builder, model: TenantModel) -> None:
 
 
 def build_approvals(builder, model: TenantModel) -> None:
-    raw_all = _mapping(builder.data.get("approvals"))
     roles = _mapping(builder.data.get("roles"))
     departments = _mapping(builder.data.get("departments"))
-    for name, raw in raw_all.items():
-        path = ("approvals", name)
-        if not isinstance(raw, dict) or builder.schema_failed(path):
-            continue
-        ent = _entity(builder, model, raw, path)
-        if ent is None:
-            continue
+    for name, raw, path, ent in _definitions(builder, model, "approvals"):
         when = builder.compile(raw["when"], ent, path + ("when",), "when") if isinstance(raw.get("when"), str) else None
         flow = ApprovalFlow(name=name, label=Label.of(raw.get("label"), fallback=name), entity=ent.name,
                             when=when, steps=[], source=builder.smap.key(path))
@@ -177,9 +178,9 @@ def build_approvals(builder, model: TenantModel) -> None:
             else:
                 _unknown_field(builder, path + ("lock", j), ent, fname, "lock")
         for i, sraw in enumerate(raw.get("steps") or []):
-            if not isinstance(sraw, dict) or not isinstance(sraw.get("approver"), str):
-                continue
             spath = path + ("steps", i)
+            if not isinstance(sraw, dict) or not isinstance(sraw.get("approver"), str) or builder.schema_failed(spath):
+                continue
             step = ApprovalStep(position=len(flow.steps), approver=sraw["approver"],
                                 mode=sraw.get("mode") if sraw.get("mode") in ("any", "all") else "any",
                                 allow_self=sraw.get("allow_self") is True,
