@@ -29,12 +29,10 @@ import argparse
 import os
 import random
 import resource
-import statistics
 import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,15 +41,16 @@ from rapidfuzz import fuzz, process
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine.dedup.index import DedupIndex  # noqa: E402
 from engine.dedup.normalize import company_name  # noqa: E402
 from engine.errors import DuplicatesFound  # noqa: E402
 from engine.schema.migrate import migrate  # noqa: E402
 from engine.tenant import Tenant  # noqa: E402
+import benchdb  # noqa: E402
 from plugins import dedup as dedup_plugin  # noqa: E402
 
-PG_URL = os.environ.get("FORMWORK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 CONFIG = """tenant: {name: dedupbench, locale: zh_CN, timezone: Asia/Shanghai}
 entities:
@@ -145,20 +144,7 @@ class Names:
 
 
 def database(kind: str, folder: Path, keep: str | None) -> tuple[str, callable]:
-    if kind == "sqlite":
-        path = Path(keep).resolve() if keep else folder / "dedup_bench.db"
-        return f"sqlite:///{path}", lambda: None
-    schema = f"fwbench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop():
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
+    return benchdb.database(kind, Path(keep).resolve() if keep else folder / "dedup_bench.db")
 
 
 def rss_mb() -> float:

@@ -21,37 +21,24 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine.demo.generate import DemoGenerator  # noqa: E402
 from engine.schema.migrate import migrate  # noqa: E402
 from engine.tenant import Tenant  # noqa: E402
+import benchdb  # noqa: E402
 
-PG_URL = os.environ.get("FORMWORK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def database(kind: str, folder: Path, name: str) -> tuple[str, callable]:
     """A fresh database URL and a function that removes it."""
-    if kind == "sqlite":
-        return f"sqlite:///{folder / (name + '.db')}", lambda: None
-    schema = f"fwbench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop():
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
+    return benchdb.database(kind, folder / (name + ".db"))
 
 
 def distinct_company(gen) -> str:
