@@ -143,6 +143,14 @@ def json_body() -> dict:
     return data
 
 
+def only_keys(body: dict, allowed: set[str]) -> dict:
+    """`body`, else a 400 naming the keys it has beyond `allowed` (a misspelt key is never ignored)."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(400, f"unknown key(s) in the body: {', '.join(unknown)}")
+    return body
+
+
 def _positive_int(name: str, raw: str, ceiling: int) -> int:
     try:
         value = int(raw)
@@ -430,10 +438,7 @@ def merge_records(entity):
 
     ent = entity_or_404(entity)
     no_query_params()
-    body = json_body()
-    unknown = sorted(set(body) - {"survivor", "merged", "choices"})
-    if unknown:
-        raise ApiError(400, f"unknown key(s) in the body: {', '.join(unknown)}")
+    body = only_keys(json_body(), {"survivor", "merged", "choices"})
     if "survivor" not in body or not isinstance(body.get("merged"), list):
         raise ApiError(400, 'give "survivor" (a record id) and "merged" (a list of record ids)')
     choices = body.get("choices") or {}

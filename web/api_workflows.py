@@ -29,7 +29,7 @@ from decimal import Decimal
 
 from flask import jsonify, request
 
-from .api import (ApiError, _positive_int, api_locale, bp, entity_or_404, json_body, me, no_query_params,
+from .api import (ApiError, _positive_int, api_locale, bp, entity_or_404, json_body, me, no_query_params, only_keys,
                   service)
 from .context import tenant
 from .i18n import label
@@ -103,10 +103,7 @@ def approval_action(aid, action):
     if action not in ("approve", "reject", "withdraw", "resubmit"):
         raise ApiError(404, f"unknown approval action '{action}': approve, reject, withdraw or resubmit")
     no_query_params()
-    body = _optional_body()
-    unknown = sorted(set(body) - {"comment"})
-    if unknown:
-        raise ApiError(400, f"unknown key(s) in the body: {', '.join(unknown)}")
+    body = only_keys(_optional_body(), {"comment"})
     result = getattr(tenant().approvals, action)(aid, me(), _comment(body), api_locale())
     settle_notifications(me(), approval_id=aid)
     return jsonify(hide_fields([result], me())[0])
@@ -186,10 +183,7 @@ def pipeline_move(name):
     """Move a record to a stage; 422 lists every unmet criterion under the stage field."""
     pipe = _pipeline(name)
     no_query_params()
-    body = json_body()
-    unknown = sorted(set(body) - {"id", "stage", "version"})
-    if unknown:
-        raise ApiError(400, f"unknown key(s) in the body: {', '.join(unknown)}")
+    body = only_keys(json_body(), {"id", "stage", "version"})
     rid, stage = body.get("id"), body.get("stage")
     if isinstance(rid, bool) or not isinstance(rid, (int, str)) or not str(rid).isdigit():
         raise ApiError(400, '"id" must be the record id')
@@ -242,10 +236,7 @@ def checklist(entity, rid):
 def ask_for_help(entity, rid):
     ent = entity_or_404(entity)
     no_query_params()
-    body = json_body()
-    unknown = sorted(set(body) - {"to", "note"})
-    if unknown:
-        raise ApiError(400, f"unknown key(s) in the body: {', '.join(unknown)}")
+    body = only_keys(json_body(), {"to", "note"})
     to, note = body.get("to", ""), body.get("note", "")
     if not isinstance(to, str) or not isinstance(note, str):
         raise ApiError(400, '"to" and "note" must be strings')
