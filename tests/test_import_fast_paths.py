@@ -229,7 +229,11 @@ def test_issue2_imported_record_history_shows_its_initial_values(tenant):
 
 
 def test_issue2_audit_json_equals_json_dumps():
-    from engine.records.bulk import audit_json
+    """The driver path writes an audit row's changes as text pieces: the same text as json.dumps."""
+    from engine.records.bulk import change_prefix, json_fragment
+
+    def audit_json(changes):
+        return "{" + ", ".join(change_prefix(k) + json_fragment(v[1]) + "]" for k, v in changes.items()) + "}"
 
     rng = random.Random(5)
     values = [None, True, 0, -7, 2 ** 70, 1.5, float("inf"), "", "星河\"科技\\", "\x00\n\u2028", "a" * 50,
@@ -331,3 +335,188 @@ def test_issue2_driver_lookup_of_existing_values_equals_core(tenant):
                 want.update(r[0] for r in conn.execute(sa.select(col).where(col.in_(values[i:i + 100]))))
             got = existing_values(conn, col, values, 100)
             assert got == want and want, column
+
+
+def test_issue2_bound_expressions_equal_evaluate():
+    """CompiledExpression.bind / bind_holds (one evaluator for a batch) give what evaluate / holds
+    give for every record, call after call: nothing of one record's evaluation leaks into the next;
+    and a bound expression that skips setting up its Decimal context (no arithmetic) gives the same
+    under a caller's coarse context (3 digits) as one that does."""
+    import decimal
+
+    from engine.expressions import compile_expression
+
+    with decimal.localcontext(decimal.Context(prec=3, traps=[])):
+        _bound_equal_evaluate(compile_expression)
+
+
+def _bound_equal_evaluate(compile_expression):
+
+    rng = random.Random(5)
+    now = datetime(2026, 11, 22, 3, tzinfo=timezone.utc)
+    records = [{"a": 3, "b": Decimal("2.50"), "d": date(2026, 3, 5), "s": "abc", "t": "", "n": None,
+                "lst": ["x", "y"]},
+               {"a": 0, "b": Decimal("-1"), "d": None, "s": "星河", "t": "x", "lst": []},
+               {"a": 123456789, "b": Decimal("1234.5678"), "s": "x", "lst": ["x"]},
+               None, {"a": None, "b": 0.5, "s": None, "lst": None}]
+    checked = 0
+    for _ in range(1500):
+        try:
+            expr = compile_expression(_random_expression(rng, 3))
+        except Exception:  # noqa: BLE001 - a generated expression the checker refuses
+            continue
+        value, holds = expr.bind(now=now, tz="Asia/Shanghai"), expr.bind_holds(now=now, tz="Asia/Shanghai")
+        for record in records + records[::-1]:
+            for bound, direct in ((value, lambda r: expr.evaluate(r, now=now, tz="Asia/Shanghai")),
+                                  (holds, lambda r: expr.holds(r, now=now, tz="Asia/Shanghai"))):
+                try:
+                    want = ("ok", repr(direct(record)))
+                except Exception as exc:  # noqa: BLE001 - both ways must fail alike
+                    want = ("raised", type(exc).__name__, str(exc))
+                try:
+                    got = ("ok", repr(bound(record)))
+                except Exception as exc:  # noqa: BLE001
+                    got = ("raised", type(exc).__name__, str(exc))
+                assert got == want, (expr.source, record)
+        checked += 1
+    assert checked > 500
+
+
+def test_issue2_bound_path_expression_loads_per_record(tmp_path):
+    """A bound expression with a dotted path loads each record's reference (no cache between calls)."""
+    from engine.expressions import compile_expression
+
+    t = Tenant.load(DATA / "crm_v1.yaml", db_url=f"sqlite:///{tmp_path / 'p.db'}")
+    follow_up = t.model.entity("follow_up")
+    expr = compile_expression("customer.name", follow_up, t.model)
+    loads = []
+    names = {1: "甲公司", 2: "乙公司"}
+
+    def loader(entity, rid):
+        loads.append((entity, rid))
+        return {"id": rid, "name": names.get(rid)}
+
+    bound = expr.bind(loader=loader)
+    assert [bound({"customer": 1}), bound({"customer": 2}), bound({"customer": 1}), bound({})] == \
+        ["甲公司", "乙公司", "甲公司", None]
+    assert loads == [("customer", 1), ("customer", 2), ("customer", 1)]
+    t.dispose()
+
+
+COMPLETER_CONFIG = """
+tenant: {name: comp, locale: zh_CN, timezone: Asia/Shanghai, currency: CNY}
+dictionaries:
+  colours: [red, green, blue]
+entities:
+  account:
+    title: name
+    fields:
+      name: {type: text, required: true}
+  deal:
+    fields:
+      name:      {type: text, required: true, max_length: 20}
+      account:   {type: reference, to: account}
+      amount:    {type: money, required: true}
+      discount:  {type: percent, min: 0, max: 100, default: 0}
+      level:     {type: select, options: [A, B, C], default: C}
+      colours:   {type: multiselect, options: colours, default: [red]}
+      active:    {type: boolean, default: true}
+      opened_on: {type: date, default: today()}
+      target:    {type: money, default: "coalesce(amount, 0) * 2"}
+      net:       {type: formula, expr: "amount * (100 - discount) / 100", returns: money}
+      big:       {type: formula, expr: "net > 1000", returns: boolean}
+      lines:
+        type: subtable
+        fields:
+          qty: {type: integer, min: 1}
+    rules:
+      - check: "level != 'A' or amount >= 100"
+        message: A级金额至少100
+        field: amount
+      - check: "not account or account.name != name"
+        message: 名称不能与客户相同
+      - check: "len(lines) <= 2"
+        message: 最多两行
+"""
+
+
+def test_issue2_completer_equals_complete(tmp_path):
+    """Preparer.completer (expressions bound once, constant defaults coerced once) gives the record
+    and the errors Preparer.complete gives, for valid and invalid rows, one after another."""
+    path = tmp_path / "comp.yaml"
+    path.write_text(COMPLETER_CONFIG, encoding="utf-8")
+    t = Tenant.load(path, db_url=f"sqlite:///{tmp_path / 'c.db'}")
+    migrate(t)
+    account = t.records.create("account", {"name": "星河"})
+    deal = t.model.entity("deal")
+    prep = t.records.preparer(deal)
+    rng = random.Random(9)
+    now = datetime(2026, 11, 22, 3, tzinfo=timezone.utc)
+    pieces = {"name": ["星河", "甲", "", "x" * 25], "account": [account["id"], None],
+              "amount": [Decimal("50"), Decimal("2000"), None, Decimal("1E+30")],
+              "discount": [0, 15, 120, None], "level": ["A", "B", None], "colours": [["blue"], [], None],
+              "active": [False, None], "opened_on": [date(2026, 1, 1), None], "target": [Decimal("1"), None],
+              "lines": [[], [{"qty": 1}], [{"qty": 1}, {"qty": 2}, {"qty": 3}]]}
+    with t.db.connect() as conn:
+        ctx = t.records.ctx("zh_CN", conn)
+        loader = t.records._loader(conn)
+        complete_new = prep.completer(ctx, loader=loader, now=now)
+        for _ in range(600):
+            values = {k: rng.choice(v) for k, v in pieces.items() if rng.random() < 0.6}
+            e1, e2 = Errors("zh_CN"), Errors("zh_CN")
+            got = complete_new(dict(values), e1)
+            want = prep.complete(dict(values), None, ctx, e2, loader=loader, now=now)
+            assert list(got.items()) == list(want.items()), values
+            assert e1.by_key == e2.by_key, values
+        first, second = complete_new({"name": "a", "amount": Decimal("1")}, Errors("zh_CN")), \
+            complete_new({"name": "b", "amount": Decimal("1")}, Errors("zh_CN"))
+        first["colours"].append("green")  # a list default is each record's own
+        assert second["colours"] == ["red"]
+    t.dispose()
+
+
+def test_issue2_flat_row_builder_equals_the_field_loop(tmp_path):
+    """RecordInsert's flat builder (values fetched in one map, picked into column order) gives the
+    driver rows and audit texts of its general per-field loop, for every entity of the sample
+    tenant (every field type), with fields absent, None or empty."""
+    import sqlalchemy.dialects.sqlite as sqlite_dialect
+
+    from engine.demo.generate import generate_demo
+
+    t = Tenant.load(Path(__file__).parent.parent / "sample_tenant.yaml", db_url=f"sqlite:///{tmp_path / 's.db'}")
+    migrate(t)
+    generate_demo(t, size=12, seed=4)
+    rng = random.Random(2)
+    stamps = dict(created_at=datetime(2026, 11, 22, tzinfo=timezone.utc), created_by=1,
+                  updated_at=datetime(2026, 11, 22, tzinfo=timezone.utc), updated_by=1, version=1)
+    flat_entities = 0
+    for entity in t.model.entities.values():
+        plan = t.records._record_insert(entity, sqlite_dialect.dialect())
+        if plan.flat is None:
+            continue
+        flat_entities += 1
+        with t.db.connect() as conn:
+            ids = [r[0] for r in conn.execute(sa.select(t.schema.table(entity).c.id))]
+        records = []
+        for rid in ids:
+            rec = {k: v for k, v in t.records.get(entity.name, rid).items() if k in entity.fields or
+                   k in ("owner", "department")}
+            for k in list(rec):
+                roll = rng.random()
+                if roll < 0.15:
+                    del rec[k]
+                elif roll < 0.25:
+                    rec[k] = None
+                elif roll < 0.3 and isinstance(rec[k], (str, list)):
+                    rec[k] = type(rec[k])()
+            records.append(rec)
+        new_ids = list(range(1000, 1000 + len(records)))
+        got = plan._flat_rows_and_changes(records, new_ids, stamps)
+        flat, plan.flat = plan.flat, None
+        try:
+            want = plan.rows_and_changes(records, new_ids, stamps, t.records._json)
+        finally:
+            plan.flat = flat
+        assert got == want, entity.name
+    assert flat_entities >= 8
+    t.dispose()

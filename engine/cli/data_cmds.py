@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from typing import Iterator
 
 import click
 
@@ -37,18 +38,17 @@ def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt, o
     ent = tenant.model.entity(entity_name(tenant, entity))
     user = acting_user(tenant, as_user)
     rows = read_rows(ent, file, fmt)
+    total = len(rows)
     strip_computed = computed_stripper(ent, tenant.field_types)
     dropped: set[str] = set()
-    clean_rows = []
     pre_errors = []
-    for n, row in enumerate(rows, start=1):
+    for i, row in enumerate(rows):
         if "__extra__" in row:
             extra = row.pop("__extra__")
             if any(c.strip() for c in extra):
-                pre_errors.append(RowError(n, "_row", "more cells than header columns"))
-        clean, d = strip_computed(row)
+                pre_errors.append(RowError(i + 1, "_row", "more cells than header columns"))
+        rows[i], d = strip_computed(row)
         dropped |= d
-        clean_rows.append(clean)
     if dropped:
         click.echo(f"note: computed column(s) recomputed, not imported: {', '.join(sorted(dropped))}", err=True)
     if pre_errors and not skip_invalid:
@@ -57,15 +57,19 @@ def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt, o
         click.echo(f"nothing imported: {len(pre_errors)} error(s)", err=True)
         sys.exit(1)
     skip = {e.row for e in pre_errors}
-    source = [r for n, r in enumerate(clean_rows, start=1) if n not in skip]
-    show_bar = sys.stderr.isatty() and len(source) > 1000
+    source = [r for n, r in enumerate(rows, start=1) if n not in skip] if skip else rows
+    del rows
+    count = len(source)
+    if on_duplicate in (None, "create"):  # (the other modes go back to rows by number)
+        source = _handed_over(source)
+    show_bar = sys.stderr.isatty() and count > 1000
     # A bulk load allocates many long-lived objects and next to no cyclic garbage (about one object
     # per two rows): the collector's repeated full scans would only cost time (~5% of 100,000 rows).
     collecting = gc.isenabled()
     gc.disable()
     try:
         if show_bar:
-            with click.progressbar(length=len(source), label=f"validating {len(source)} rows",
+            with click.progressbar(length=count, label=f"validating {count} rows",
                                    file=sys.stderr) as bar:
                 result = import_rows(tenant, ent.name, source, user, on_duplicate, skip_invalid=skip_invalid,
                                                     dry_run=dry_run, progress=lambda _n: bar.update(1))
@@ -76,7 +80,7 @@ def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt, o
         for e in exc.row_errors:
             click.echo(f"row {_orig_row(e.row, skip)}: {e.field}: {e.message}", err=True)
         bad = len({e.row for e in exc.row_errors})
-        click.echo(f"nothing imported: {bad} invalid row(s) of {len(rows)}", err=True)
+        click.echo(f"nothing imported: {bad} invalid row(s) of {total}", err=True)
         sys.exit(1)
     finally:
         if collecting:
@@ -91,6 +95,14 @@ def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt, o
     verb = "would import" if dry_run else "imported"
     skipped = result.skipped + len(pre_errors)
     click.echo(f"{verb} {len(result.created)} {ent.name} record(s)" + (f", skipped {skipped} invalid" if skipped else ""))
+
+
+def _handed_over(rows: list) -> Iterator[dict]:
+    """The rows in order, each dropped from the list as it is handed over: the memory of a long
+    file's raw rows is reused for the records built from them instead of growing beside them."""
+    rows.reverse()
+    while rows:
+        yield rows.pop()
 
 
 def _orig_row(n: int, skipped: set[int]) -> int:

@@ -13,12 +13,16 @@ The equality of both ways over many generated expressions is tested in tests/tes
 from __future__ import annotations
 
 import ast
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Callable
 
 from . import values as v
 from .values import UNKNOWN
 
 Closure = Callable[[Any], Any]
+# Values a record field holds that normalize() keeps as they are and that are safe results.
+_AS_READ = frozenset({str, int, bool, type(None), Decimal, date, datetime})
 
 
 def closure_of(tree: ast.AST) -> Closure:
@@ -28,6 +32,13 @@ def closure_of(tree: ast.AST) -> Closure:
         fn = compile_node(tree)
         tree._formwork_closure = fn
     return fn
+
+
+def computes(tree: ast.AST) -> bool:
+    """Whether evaluating the tree may do arithmetic: an operator or a function call. Comparisons,
+    truth, names, paths and constants only compare and read values (exact for Decimals, whatever
+    the context)."""
+    return any(isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Call)) for node in ast.walk(tree))
 
 
 def compile_node(node: ast.AST) -> Closure:
@@ -58,6 +69,11 @@ def _name(node: ast.Name) -> Closure:
     name = node.id
 
     def run(ev):
+        record = ev._record
+        if type(record) is dict:  # what _field and _checked would give a value of these types
+            value = record.get(name)
+            if type(value) in _AS_READ:
+                return value
         return _checked(ev, ev._field(name))
 
     return run

@@ -17,6 +17,7 @@ from simpleeval import DISALLOW_FUNCTIONS
 from ..metadata.model import SYSTEM_FIELDS
 from . import values as v
 from .errors import ExpressionError
+from .closures import closure_of, computes
 from .evaluator import FormworkEval, PathStep
 from .functions import NUMERIC_TYPES, builtin_functions, common_type, element_type
 from .values import EvalContext
@@ -111,6 +112,39 @@ class CompiledExpression:
                                  make_context(now, tz), cache)
         return evaluator.run(self.tree)
 
+    def _runner(self, loader: Callable | None, now: datetime | None, tz: tzinfo | str | None) -> Callable:
+        """``run(record)``: what ``_run(record, loader, now, tz, None)`` gives, with one evaluator and
+        one context made here for every call (each call still gets its own cache and load count)."""
+        evaluator = FormworkEval(self.source, self.plans, self.functions, None, loader,
+                                 make_context(now, tz), None)
+        closure, exact = closure_of(self.tree), computes(self.tree)
+        run_closure = evaluator.run_closure
+        empty: Mapping = MappingProxyType({})
+
+        def run(record: Mapping | None) -> Any:
+            evaluator._record = evaluator.names = empty if record is None else record
+            evaluator._cache = {}
+            evaluator._loads = 0
+            return run_closure(closure, exact)
+
+        return run
+
+    def bind(self, *, loader: Callable | None = None, now: datetime | None = None,
+             tz: tzinfo | str | None = None) -> Callable[[Mapping | None], Any]:
+        """``fn(record)`` = ``evaluate(record, loader=loader, now=now, tz=tz)``, for many records with
+        the same loader, clock and timezone (an import's formulas and defaults); ``now`` defaults to
+        the time of binding. One evaluator serves every call: bind once per batch and thread."""
+        run = self._runner(loader, now, tz)
+        plain = v.plain
+        return lambda record: plain(run(record))
+
+    def bind_holds(self, *, loader: Callable | None = None, now: datetime | None = None,
+                   tz: tzinfo | str | None = None) -> Callable[[Mapping | None], bool]:
+        """``fn(record)`` = ``holds(record, loader=loader, now=now, tz=tz)`` (see `bind`): for rules."""
+        run = self._runner(loader, now, tz)
+        truth = v.truth
+        return lambda record: truth(run(record)) is not False
+
     def evaluate(self, record: Mapping | None = None, *, loader: Callable | None = None,
                  now: datetime | None = None, tz: tzinfo | str | None = None,
                  cache: dict | None = None) -> Any:
@@ -139,21 +173,9 @@ class CompiledExpression:
         return self.truth(record, **kwargs) is True
 
 
-# The context last made for a given (now, tz) pair of objects: the formulas and rules of a record
-# (and of every record of an import) are evaluated with the same now and tz. EvalContext is frozen.
-_last_context: tuple = (None, None, None)
-
-
 def make_context(now: datetime | None = None, tz: tzinfo | str | None = None) -> EvalContext:
     """The EvalContext for an evaluation: `now` as UTC (naive counts as UTC), `tz` resolved."""
-    global _last_context
-    last_now, last_tz, last = _last_context
-    if now is not None and now is last_now and tz is last_tz:
-        return last
-    context = _make_context(now, tz)
-    if now is not None:
-        _last_context = (now, tz, context)
-    return context
+    return _make_context(now, tz)
 
 
 def _make_context(now: datetime | None, tz: tzinfo | str | None) -> EvalContext:

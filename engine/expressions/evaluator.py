@@ -92,22 +92,33 @@ class FormworkEval(SimpleEval):
     # ---- entry point ----
     def run(self, tree: ast.expr) -> Any:
         """The raw result: a value, None, or UNKNOWN."""
+        return self.run_closure(closure_of(tree))  # the tree's handlers, compiled once (closures.py)
+
+    def run_closure(self, closure: Callable, exact: bool = True) -> Any:
+        """`run` with the tree's closure at hand. ``exact=False`` for a tree that does no arithmetic
+        and calls no function (closures.computes): none of its steps does a Decimal operation that
+        depends on a context, so the evaluation's own context is not set up."""
+        if not exact:
+            return self._call(closure)
         # localcontext() copies the context it is given, so one template serves every evaluation.
         with decimal.localcontext(_DECIMAL_CONTEXT):
-            try:
-                self.expr = self._source  # what SimpleEval.eval sets
-                return closure_of(tree)(self)  # the tree's handlers, compiled once (closures.py)
-            except ExpressionEvalError as exc:
-                raise type(exc)(f"{exc.message} (in '{self._source}')", source=self._source) from exc
-            except ExpressionError:
-                raise
-            except decimal.Overflow as exc:
-                raise ExpressionLimitError(f"a number is too large (in '{self._source}')",
-                                           source=self._source) from exc
-            except (InvalidExpression, TypeError, ValueError, ArithmeticError, RecursionError,
-                    decimal.DecimalException) as exc:
-                raise ExpressionEvalError(f"cannot evaluate '{self._source}': {exc}",
-                                          source=self._source) from exc
+            return self._call(closure)
+
+    def _call(self, closure: Callable) -> Any:
+        try:
+            self.expr = self._source  # what SimpleEval.eval sets
+            return closure(self)
+        except ExpressionEvalError as exc:
+            raise type(exc)(f"{exc.message} (in '{self._source}')", source=self._source) from exc
+        except ExpressionError:
+            raise
+        except decimal.Overflow as exc:
+            raise ExpressionLimitError(f"a number is too large (in '{self._source}')",
+                                       source=self._source) from exc
+        except (InvalidExpression, TypeError, ValueError, ArithmeticError, RecursionError,
+                decimal.DecimalException) as exc:
+            raise ExpressionEvalError(f"cannot evaluate '{self._source}': {exc}",
+                                      source=self._source) from exc
 
     def _eval(self, node: ast.AST) -> Any:
         """SimpleEval._eval over the class-level handler table, with the same result check."""

@@ -88,16 +88,19 @@ def read_rows(entity: Entity, path: str | Path, fmt: str | None = None) -> list[
     pairs = list(columns.items())
     width = max(columns, default=-1) + 1   # a row with this many cells has every mapped one
     subtables = bool(entity.subtables())
+    quoted = "'" in text  # without an apostrophe in the file no cell can be a neutralised formula
+    names = [name for _, name in pairs]
+    in_order = list(columns) == list(range(len(pairs)))  # cells map to names by position: zip
     rows = []
     for cells in reader:
-        line = "".join(cells)
-        if not line.strip():  # a blank line (every cell empty or white space)
-            continue
+        first = cells[0] if cells else ""
+        if (not first or first.isspace()) and not "".join(cells).strip():
+            continue  # a blank line (every cell empty or white space)
         if len(cells) >= width:
-            row = {name: cells[i] for i, name in pairs}
+            row = dict(zip(names, cells)) if in_order else {name: cells[i] for i, name in pairs}
         else:
             row = {name: cells[i] for i, name in pairs if i < len(cells)}
-        if "'" in line:
+        if quoted and "'" in "".join(cells):
             for name, cell in row.items():
                 if cell[:1] == "'":  # only such cells can be neutralised formulas
                     row[name] = unneutralise(cell)

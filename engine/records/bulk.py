@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from operator import itemgetter
 from json.encoder import c_make_encoder, encode_basestring
 from typing import Any, Callable, Iterable
 
@@ -30,11 +31,21 @@ _C_AUDIT_JSON = (c_make_encoder(None, str, encode_basestring, None, ": ", ", ", 
                  if c_make_encoder is not None else None)
 
 
-def audit_json(changes: dict) -> str:
-    """AUDIT_JSON(changes)."""
+def json_fragment(value: Any) -> str:
+    """The JSON text AUDIT_JSON gives `value` inside a document (text and integers directly)."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
     if _C_AUDIT_JSON is None:
-        return AUDIT_JSON(changes)
-    return "".join(_C_AUDIT_JSON(changes, 0))
+        return AUDIT_JSON(value)
+    return "".join(_C_AUDIT_JSON(value, 0))
+
+
+def change_prefix(name: str) -> str:
+    """The text before a new value in AUDIT_JSON({name: [None, value], …}) (after "{" or ", ")."""
+    return AUDIT_JSON(name) + ": [null, "
 
 
 def _then(first: Callable | None, second: Callable | None) -> Callable | None:
@@ -76,6 +87,7 @@ class DriverInsert:
             conn.exec_driver_sql(self.sql, rows)
 
 
+_ABSENT = object()  # a field the record does not have (None is a value)
 STAMPS = ("owner", "department", "created_at", "created_by", "updated_at", "updated_by", "version")
 AUDIT_KEYS = ("at", "user_id", "username", "entity", "record_id", "action", "changes", "note")
 
@@ -112,36 +124,70 @@ class RecordInsert:
             to_db = _method(ftype, f, "to_db")
             proc = self.insert.processors[f.name]
             self.slots.append((pos[f.name], f.name, _then(to_db, proc), None if proc is None else proc(None)))
-        # Per field in field order: (name, position or None when not stored, conv, absent, to_json, child):
+        # Per field in field order: (name, position or None when not stored, conv, absent, to_json, child,
+        # the JSON text before its value in the audit changes):
         # one pass over a record gives its driver row and its audit changes.
         by_name = {name: (p, conv, absent) for p, name, conv, absent in self.slots}
         typed_by_name = {f.name: (f, t) for f, t in typed}
         self.fields = [(name, *by_name.get(name, (None, None, None)),
-                        to_json if child is not None else _method(*typed_by_name[name][::-1], "to_json"), child)
+                        to_json if child is not None else _method(*typed_by_name[name][::-1], "to_json"), child,
+                        change_prefix(name))
                        for name, _from_db, to_json, child, _stored in plan]
         self.owner = (pos["owner"], self.insert.processors["owner"])
         self.department = (pos["department"], self.insert.processors["department"])
         self.audit_id_pos = self.audit.position["record_id"]
         self.audit_changes_pos = self.audit.position["changes"]
+        self.flat = self._flat_plan()
+
+    def _flat_plan(self) -> tuple | None:
+        """How `rows_and_changes` may treat a record as a list of values: when every field is stored,
+        none is a subtable, and an absent or empty value is NULL in the row and left out of the
+        changes whatever its converters (they give None for None). None otherwise."""
+        names, db_convs, json_convs, prefixes = [], [], [], []
+        for i, (name, pos, conv, absent, to_json, child, prefix) in enumerate(self.fields):
+            if pos is None or child is not None or absent is not None:
+                return None
+            try:
+                if (conv is not None and conv(None) is not None) or (to_json is not None and to_json(None)
+                                                                    not in (None, "", [])):
+                    return None
+            except Exception:  # noqa: BLE001 - a converter that refuses None: keep the general loop
+                return None
+            names.append(name)
+            prefixes.append(prefix)
+            if conv is not None:
+                db_convs.append((i, conv))
+            if to_json is not None:
+                json_convs.append((i, to_json))
+        # The driver row is the batch's constants, then id, owner, department and the fields' values
+        # (in field order) picked into the INSERT's column order by one itemgetter.
+        constants = [k for k in self.insert.keys if k not in ("id", "owner", "department") and k not in names]
+        source = [*constants, "id", "owner", "department", *names]
+        by_key = {k: i for i, k in enumerate(source)}
+        order = sorted(self.insert.keys, key=self.insert.position.__getitem__)
+        return names, tuple(db_convs), tuple(json_convs), prefixes, constants, itemgetter(*(by_key[k] for k in order))
 
     def rows_and_changes(self, records: list[dict], ids: list[int], stamps: dict,
                          child_json: Callable) -> tuple[list[tuple], list[str]]:
         """One driver row per record (`stamps`: created_at, created_by, updated_at, updated_by, version)
         and, per record, the JSON of its `creation_changes`, in one pass over its fields."""
+        if self.flat is not None:
+            return self._flat_rows_and_changes(records, ids, stamps)
         base = self.insert.template(stamps)
         id_pos, fields = self.id_pos, self.fields
         (owner_pos, owner_proc), (dept_pos, dept_proc) = self.owner, self.department
+        fragment, encode_text, absent_key = json_fragment, encode_basestring, _ABSENT
         rows, texts = [], []
         for rid, rec in zip(ids, records):
             row = base.copy()
             row[id_pos] = rid
-            changes = {}
-            for name, pos, conv, absent, to_json, child in fields:
-                if name not in rec:
+            parts = []  # "name": [null, value] of each non-empty field, in field order
+            for name, pos, conv, absent, to_json, child, prefix in fields:
+                v = rec.get(name, absent_key)
+                if v is absent_key:
                     if pos is not None:
                         row[pos] = absent
                     continue
-                v = rec[name]
                 if pos is not None:
                     row[pos] = v if conv is None else conv(v)
                 if child is not None:
@@ -150,13 +196,43 @@ class RecordInsert:
                     v = to_json(v)
                 if v is None or v == "" or v == []:
                     continue
-                changes[name] = [None, v]
+                parts.append(prefix + (encode_text(v) if type(v) is str else fragment(v)) + "]")
             v = rec.get("owner")
             row[owner_pos] = v if owner_proc is None else owner_proc(v)
             v = rec.get("department")
             row[dept_pos] = v if dept_proc is None else dept_proc(v)
             rows.append(tuple(row))
-            texts.append(audit_json(changes))
+            texts.append("{" + ", ".join(parts) + "}")
+        return rows, texts
+
+    def _flat_rows_and_changes(self, records: list[dict], ids: list[int],
+                               stamps: dict) -> tuple[list[tuple], list[str]]:
+        """rows_and_changes for a flat plan: each record's values fetched in one map, converted where
+        a field has a converter, the audit text joined from the non-empty ones."""
+        names, db_convs, json_convs, prefixes, constant_keys, pick = self.flat
+        template = self.insert.template(stamps)
+        position = self.insert.position
+        constants = tuple(template[position[k]] for k in constant_keys)
+        (_, owner_proc), (_, dept_proc) = self.owner, self.department
+        fragment, encode_text = json_fragment, encode_basestring
+        rows, texts = [], []
+        for rid, rec in zip(ids, records):
+            values = list(map(rec.get, names))  # None where absent
+            db = values.copy()
+            for i, conv in db_convs:
+                v = values[i]
+                if v is not None:
+                    db[i] = conv(v)
+            for i, to_json in json_convs:
+                v = values[i]
+                if v is not None:
+                    values[i] = to_json(v)
+            owner, dept = rec.get("owner"), rec.get("department")
+            rows.append(pick((*constants, rid, owner if owner_proc is None else owner_proc(owner),
+                              dept if dept_proc is None else dept_proc(dept), *db)))
+            texts.append("{" + ", ".join([prefix + (encode_text(v) if type(v) is str else fragment(v)) + "]"
+                                          for prefix, v in zip(prefixes, values)
+                                          if v is not None and v != "" and v != []]) + "}")
         return rows, texts
 
     def audit_rows(self, ids: list[int], changes: Iterable[str], constants: dict) -> list[tuple]:

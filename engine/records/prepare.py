@@ -1,7 +1,8 @@
 """Turn submitted values into a valid record: coerce, default, compute formulas, check every rule."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
 from typing import Any, Callable
 
 from ..errors import FieldValueError
@@ -11,6 +12,9 @@ from ..metadata.model import Entity, Field
 # What a caller may set among the system fields (the rest are the engine's).
 WRITABLE_SYSTEM = ("owner", "department")
 READ_ONLY_SYSTEM = ("id", "created_at", "created_by", "updated_at", "updated_by", "version")
+# Coerced values one object of which may be shared by many records (Preparer.completer).
+_IMMUTABLE = frozenset({str, int, bool, Decimal, date, datetime, time})
+_MUTABLE = object()
 
 
 class Errors:
@@ -187,6 +191,85 @@ class Preparer:
             if not ok:
                 errors.add_text(prefix + (rule.field or "_record"), rule.message.get(errors.locale))
         return record
+
+    def completer(self, ctx, loader: Callable | None = None, now: datetime | None = None) -> Callable:
+        """``complete_new(values, errors) -> dict``: what ``complete(values, None, ctx, errors,
+        loader=loader, now=now)`` returns and adds to `errors`, for many new records with one
+        context (create_many, import): every expression bound once (CompiledExpression.bind), the
+        coerced value of each constant default computed once when it is immutable."""
+        now = now or datetime.now(timezone.utc)
+        tz = ctx.timezone
+        bound = {"loader": loader, "now": now, "tz": tz}
+        defaults: list[tuple] = []  # (name, kind, payload): "value" a ready value, "expr" a bound
+        for name, field in self.defaultable:  # expression and its type, "general" via _default
+            ftype = self.typed[name][1]
+            if field.child is None and field.default_expr is not None:
+                defaults.append((name, "expr", (field, ftype, field.default_expr.bind(**bound))))
+                continue
+            if field.child is None and field.default is not None:
+                try:
+                    value = ftype.coerce(field, field.default, ctx)
+                except Exception:  # noqa: BLE001 - reported per record by the general path
+                    value = _MUTABLE
+                if type(value) in _IMMUTABLE:  # the same object may go into every record
+                    defaults.append((name, "value", value))
+                    continue
+            defaults.append((name, "general", field))
+        formulas = [(f.name, f, self.typed[f.name][1], f.expr.bind(**bound)) for f in self.formulas]
+        rules = [(rule.field or "_record", rule.message, rule.check.bind_holds(**bound))
+                 for rule in self.entity.rules]
+        required = self.required
+        default_of = self._default
+        add_value_error = self._add_value_error
+
+        def complete_new(values: dict, errors: Errors) -> dict:
+            record = {}
+            for name, kind, payload in defaults:
+                if name in values:
+                    continue
+                if kind == "value":
+                    record[name] = payload
+                    continue
+                if kind == "general":
+                    default = default_of(payload, values, ctx, loader, now, errors, "")
+                else:
+                    field, ftype, run = payload
+                    try:
+                        raw = run(values)
+                        default = None if raw is None else ftype.coerce(field, raw, ctx)
+                    except FieldValueError as exc:
+                        add_value_error(errors, name, field, exc)
+                        default = None
+                    except Exception as exc:  # noqa: BLE001
+                        errors.add(name, "expression_failed", detail=str(exc))
+                        default = None
+                if default is not None:
+                    record[name] = default
+            record.update(values)
+            for name, field, ftype, run in formulas:
+                try:
+                    value = run(record)
+                    record[name] = None if value is None else ftype.coerce(field, value, ctx)
+                except FieldValueError as exc:
+                    errors.add(name, "expression_failed", detail=message(exc.key, errors.locale, **exc.params))
+                except Exception as exc:  # noqa: BLE001
+                    errors.add(name, "expression_failed", detail=str(exc))
+            by_key = errors.by_key
+            for name in required:
+                v = record.get(name)
+                if (v is None or v == "" or v == []) and name not in by_key:
+                    errors.add(name, "required")
+            for key, text, holds in rules:
+                try:
+                    ok = holds(record)
+                except Exception as exc:  # noqa: BLE001 - a failing rule is reported, never a crash
+                    errors.add(key, "expression_failed", detail=str(exc))
+                    continue
+                if not ok:
+                    errors.add_text(key, text.get(errors.locale))
+            return record
+
+        return complete_new
 
     def compute(self, record: dict, loader, now, ctx, errors: Errors, prefix: str = "") -> None:
         """Evaluate formula fields in dependency order (children's row formulas were done already)."""

@@ -524,6 +524,7 @@ class RecordsService:
             writable = {n for n, a in access.items() if a == "write"}
             hidden = {n for n, a in access.items() if a == "hidden"}
             coerce_row = prep.row_coercer(ctx, writable=writable, hidden=hidden)  # = coerce_input, compiled
+            complete_new = prep.completer(ctx, loader=loader, now=now)  # = complete(…, None, …), bound
             # plugins with the batch validation hook get every row at once; the others one call per row
             validate_many = self.tenant.pm.hook.formwork_records_validate_many
             validate_one = self.tenant.pm.subset_hook_caller(
@@ -533,7 +534,7 @@ class RecordsService:
             for n, values in enumerate(rows, start=1):
                 errors = Errors(loc)
                 clean = coerce_row(values, errors)
-                record = prep.complete(clean, None, ctx, errors, loader=loader, now=now)
+                record = complete_new(clean, errors)
                 if per_row:
                     extra: dict[str, list[str]] = {}
                     validate_one(tenant=self.tenant, entity=entity, values=record, old=None, errors=extra, locale=loc)
