@@ -506,6 +506,17 @@ def test_reserved_and_system_field_names(tmp_path, plugins, name, message):
     assert where(issue) == ("n.yaml", 6, 7) and message in issue.message
 
 
+def test_reserved_words_cover_postgresql():
+    """Every word SQLAlchemy's PostgreSQL dialect reserves is refused (the list is kept in
+    engine/config/reserved.py so that loading a config does not import every PostgreSQL driver)."""
+    from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
+
+    from engine.config.reserved import SQL_RESERVED
+
+    assert {w.lower() for w in RESERVED_WORDS} <= SQL_RESERVED
+    assert "variadic" in SQL_RESERVED and "returning" in SQL_RESERVED
+
+
 @pytest.mark.parametrize("entity, message", [
     ("user", "'user' is a reserved word in SQL"),
     ("fw_users", "may not start with 'fw_'"),

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 
 import click
 
@@ -19,22 +18,25 @@ COMMAND_MODULES = (
 
 
 class _Verbs(click.Group):
-    """Verbs from entry points are loaded when named or listed (help), not on every start: `formwork
-    import` does not import the web app for `serve`. An entry point still replaces a built-in verb of
-    the same name."""
+    """Verbs from entry points are looked up only for a name that is not a built-in verb, or for a
+    listing (help): `formwork import` neither scans the installed packages' entry points nor imports
+    the web app for `serve`. A built-in verb wins over an entry point of the same name."""
 
     def _entry_points(self) -> dict:
         if not hasattr(self, "_verb_entry_points"):
+            from importlib.metadata import entry_points  # (about 25 ms: only when needed)
+
             self._verb_entry_points = {ep.name: ep for ep in entry_points(group="formwork.commands")}
-            self._loaded_verbs: set[str] = set()
         return self._verb_entry_points
 
     def get_command(self, ctx, cmd_name):
-        ep = self._entry_points().get(cmd_name)
-        if ep is not None and cmd_name not in self._loaded_verbs:
-            self.add_command(ep.load(), cmd_name)
-            self._loaded_verbs.add(cmd_name)
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            ep = self._entry_points().get(cmd_name)
+            if ep is not None:
+                command = ep.load()
+                self.add_command(command, cmd_name)
+        return command
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self._entry_points()))

@@ -216,23 +216,27 @@ class RecordInsert:
         (_, owner_proc), (_, dept_proc) = self.owner, self.department
         fragment, encode_text = json_fragment, encode_basestring
         rows, texts = [], []
+        offset = len(constants) + 3  # the fields' values follow the constants, id, owner and department
+        db_convs = [(i + offset, i, conv) for i, conv in db_convs]
         for rid, rec in zip(ids, records):
             values = list(map(rec.get, names))  # None where absent
-            db = values.copy()
-            for i, conv in db_convs:
+            owner, dept = rec.get("owner"), rec.get("department")
+            source = [*constants, rid, owner if owner_proc is None else owner_proc(owner),
+                      dept if dept_proc is None else dept_proc(dept)]
+            source += values
+            for at, i, conv in db_convs:
                 v = values[i]
                 if v is not None:
-                    db[i] = conv(v)
+                    source[at] = conv(v)
+            rows.append(pick(source))
             for i, to_json in json_convs:
                 v = values[i]
                 if v is not None:
                     values[i] = to_json(v)
-            owner, dept = rec.get("owner"), rec.get("department")
-            rows.append(pick((*constants, rid, owner if owner_proc is None else owner_proc(owner),
-                              dept if dept_proc is None else dept_proc(dept), *db)))
-            texts.append("{" + ", ".join([prefix + (encode_text(v) if type(v) is str else fragment(v)) + "]"
+            # (a value that is true is not empty; only a false one needs the three comparisons)
+            texts.append("{" + ", ".join([f"{prefix}{encode_text(v) if type(v) is str else fragment(v)}]"
                                           for prefix, v in zip(prefixes, values)
-                                          if v is not None and v != "" and v != []]) + "}")
+                                          if v or (v is not None and v != "" and v != [])]) + "}")
         return rows, texts
 
     def audit_rows(self, ids: list[int], changes: Iterable[str], constants: dict) -> list[tuple]:

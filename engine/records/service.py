@@ -730,12 +730,15 @@ class RecordsService:
         rows = []
         fixed = dict(created_at=now, created_by=uid, updated_at=now, updated_by=uid, version=1)
         for rec in records:
-            stamps = {**fixed, "owner": rec.get("owner"), "department": rec.get("department")}
+            rec.update(fixed)
+            if "owner" not in rec:
+                rec["owner"] = None
+            if "department" not in rec:
+                rec["department"] = None
             if not fast.ok:
                 row = self._to_row(entity, rec, every_column=True)
-                row.update(stamps)
+                row.update(fixed, owner=rec["owner"], department=rec["department"])
                 rows.append(row)
-            rec.update(stamps)
         ids = allocate_ids(conn, t, len(records))
         try:
             if fast.ok:  # the driver rows and each record's audit changes in one pass
