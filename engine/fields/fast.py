@@ -14,11 +14,12 @@ Equality with the general path for many inputs is tested in tests/test_field_typ
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable
 
 from ..metadata.model import Field
-from ._util import check_pattern, coerced_bounds, plain, quantize, within_bounds
+from ._util import check_pattern, coerced_bounds, plain, within_bounds
 from .base import FieldContext, FieldType, fail
 from .choice import SelectType, _fold
 from .numeric import INT64_MAX, INT64_MIN, DecimalType, IntegerType, MoneyType, PercentType
@@ -62,8 +63,12 @@ def bounds_check(ftype: FieldType, field: Field, ctx: FieldContext) -> Callable[
     if not got:
         return None
 
+    low = next((bound for which, bound in got if which == "min"), None)
+    high = next((bound for which, bound in got if which == "max"), None)
+
     def check(value):
-        within_bounds(ftype, field, value, ctx, got)
+        if (low is not None and value < low) or (high is not None and value > high):
+            within_bounds(ftype, field, value, ctx, got)  # raises the error naming the bound
 
     return check
 
@@ -160,16 +165,17 @@ def _decimal(ftype: DecimalType, field: Field, ctx: FieldContext) -> Coercer:
     check = bounds_check(ftype, field, ctx)
     scale = ftype.scale(field)
     limit = Decimal(10) ** (ftype.precision - scale)
+    below, quantum = -limit, Decimal(1).scaleb(-scale)
 
     def run(raw):
         if type(raw) is str and _ASCII_DECIMAL_RE.fullmatch(raw):
             # what _parse reads from plain digits (money: no symbol; percent: no '%'), then coerce's range and rounding
             d = Decimal(raw)
             if d >= limit:
-                raise fail("too_large", max=plain(limit - Decimal(1).scaleb(-scale)))
-            if d <= -limit:
-                raise fail("too_small", min=plain(-limit + Decimal(1).scaleb(-scale)))
-            d = quantize(d, scale)
+                raise fail("too_large", max=plain(limit - quantum))
+            if d <= below:
+                raise fail("too_small", min=plain(below + quantum))
+            d = d.quantize(quantum, rounding=ROUND_HALF_UP)  # _util.quantize(d, scale)
             if d == 0:
                 d = abs(d)  # no "-0.00"
         else:
@@ -191,7 +197,10 @@ def _date(ftype: DateType, field: Field, ctx: FieldContext) -> Coercer:
 
     def run(raw):
         if type(raw) is str and _ISO_DATE_RE.fullmatch(raw):
-            value = _make_date(raw, raw[:4], raw[5:7], raw[8:10])
+            try:  # what _make_date(raw, raw[:4], raw[5:7], raw[8:10]) gives, in C
+                value = date.fromisoformat(raw)
+            except ValueError:
+                value = _make_date(raw, raw[:4], raw[5:7], raw[8:10])  # raises not_a_date
         else:
             value = coerce(field, raw, ctx)
             if value is None:

@@ -74,7 +74,13 @@ class Preparer:
         general = self.coerce_input
         add_error = self._add_value_error
 
+        coercers = {name: run for name, (_field, run) in plain.items()}
+
         def coerce_row(values, errors: Errors) -> dict:
+            try:  # a row of plain fields that all read well: one comprehension
+                return {key: coercers[key](raw) for key, raw in values.items()}
+            except (KeyError, FieldValueError):
+                pass  # (coercers are pure: the loop below does it again, key by key, with every error)
             out: dict = {}
             for key, raw in values.items():
                 entry = plain.get(key)
@@ -196,7 +202,8 @@ class Preparer:
         """``complete_new(values, errors) -> dict``: what ``complete(values, None, ctx, errors,
         loader=loader, now=now)`` returns and adds to `errors`, for many new records with one
         context (create_many, import): every expression bound once (CompiledExpression.bind), the
-        coerced value of each constant default computed once when it is immutable."""
+        coerced value of each constant default computed once when it is immutable. `values` is
+        handed over: when no default goes before its keys it is completed and returned itself."""
         now = now or datetime.now(timezone.utc)
         tz = ctx.timezone
         bound = {"loader": loader, "now": now, "tz": tz}
@@ -245,7 +252,10 @@ class Preparer:
                         default = None
                 if default is not None:
                     record[name] = default
-            record.update(values)
+            if record:
+                record.update(values)
+            else:  # no default to put first: complete the caller's dict itself
+                record = values
             for name, field, ftype, run in formulas:
                 try:
                     value = run(record)

@@ -57,6 +57,18 @@ class BulkFailed(ValidationFailed):
         super().__init__(errors)
 
 
+def _merged(errors: Errors | None, more: Errors | None) -> Errors | None:
+    """One row's errors: those of its own validation, then those a batch hook found (None: none)."""
+    if more is None:
+        return errors
+    if errors is None:
+        return more
+    for key, texts in more.by_key.items():
+        for text in texts:
+            errors.add_text(key, text)
+    return errors
+
+
 class RecordsService:
     """The only path by which records are read or written (web, API, import, automation)."""
 
@@ -530,37 +542,42 @@ class RecordsService:
             validate_one = self.tenant.pm.subset_hook_caller(
                 "formwork_records_validate", remove_plugins=[i.plugin for i in validate_many.get_hookimpls()])
             per_row = bool(validate_one.get_hookimpls())
-            checked: list[tuple[int, dict, Errors]] = []
+            checked: list[tuple[int, dict, Errors | None]] = []  # (row number, record, its errors or None)
+            errors = Errors(loc)
             for n, values in enumerate(rows, start=1):
-                errors = Errors(loc)
-                clean = coerce_row(values, errors)
-                record = complete_new(clean, errors)
+                record = complete_new(coerce_row(values, errors), errors)
                 if per_row:
                     extra: dict[str, list[str]] = {}
                     validate_one(tenant=self.tenant, entity=entity, values=record, old=None, errors=extra, locale=loc)
                     for k, msgs in extra.items():
                         for m in msgs:
                             errors.add_text(k, m)
-                checked.append((n, record, errors))
+                if errors.by_key:
+                    checked.append((n, record, errors))
+                    errors = Errors(loc)
+                else:  # (a row without errors leaves the collector empty for the next one)
+                    checked.append((n, record, None))
                 if progress:
                     progress(n)
             if validate_many.get_hookimpls():
-                by_row = {n: errors for n, _, errors in checked}
+                by_row = {}
                 for problems in validate_many(tenant=self.tenant, entity=entity,
                                               rows=[(n, record) for n, record, _ in checked], locale=loc):
                     for n, key, text in problems or ():
-                        by_row[n].add_text(key, text)
+                        by_row.setdefault(n, Errors(loc)).add_text(key, text)
+                if by_row:
+                    checked = [(n, record, _merged(errors, by_row.get(n))) for n, record, errors in checked]
             for n, record, errors in checked:
-                if not errors.by_key:  # (bool(errors))
-                    self._stamp(record, None, user)
-                    try:
-                        self._check_placement(entity, user, None, record, loc)
-                    except PermissionDenied as exc:
-                        errors.add_text("_record", str(exc))
-                if errors.by_key:
+                if errors is not None:
                     result.errors.extend(RowError(n, k, m) for k, msgs in errors.by_key.items() for m in msgs)
-                else:
-                    good.append((n, record))
+                    continue
+                self._stamp(record, None, user)
+                try:
+                    self._check_placement(entity, user, None, record, loc)
+                except PermissionDenied as exc:
+                    result.errors.append(RowError(n, "_record", str(exc)))
+                    continue
+                good.append((n, record))
             del checked
             for n, key, text in self._bulk_checks(conn, entity, good, loc):
                 result.errors.append(RowError(n, key, text))
