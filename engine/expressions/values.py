@@ -77,6 +77,8 @@ def is_empty(v: Any) -> bool:
 
 def truth(v: Any):
     """A value in a boolean context: True, False or UNKNOWN (only an unknown stays unknown)."""
+    if v is True or v is False:  # (a comparison's result: the usual case)
+        return v
     if v is UNKNOWN:
         return UNKNOWN
     if is_empty(v):
@@ -302,6 +304,10 @@ def sub(a: Any, b: Any, tz: tzinfo) -> Any:
 
 
 def mul(a: Any, b: Any, tz: tzinfo) -> Any:
+    if type(a) is int and type(b) is int:  # what the number branch below does for two integers
+        if a.bit_length() + b.bit_length() > MAX_INT_BITS:
+            raise ExpressionLimitError("the number is too large")
+        return a * b
     if is_null(a) or is_null(b):
         return None
     if is_number(a) and is_number(b):
