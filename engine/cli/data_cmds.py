@@ -48,7 +48,8 @@ def import_(config, entity, file, db_url, as_user, dry_run, skip_invalid, fmt, o
             if any(c.strip() for c in extra):
                 pre_errors.append(RowError(i + 1, "_row", "more cells than header columns"))
         rows[i], d = strip_computed(row)
-        dropped |= d
+        if d:
+            dropped |= d
     if dropped:
         click.echo(f"note: computed column(s) recomputed, not imported: {', '.join(sorted(dropped))}", err=True)
     if pre_errors and not skip_invalid:

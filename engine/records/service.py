@@ -699,12 +699,16 @@ class RecordsService:
                         yield n, f.name, message(key, loc, value=r[f.name])
             if f.unique:
                 ftype = self.types.for_field(f)
+                to_db = None if type(ftype).to_db is FieldType.to_db else ftype.to_db  # (identity: skipped)
                 seen: dict = {}
                 db_values = {}
+                name = f.name
                 for n, r in good:
-                    if r.get(f.name) is None:
+                    dbv = r.get(name)
+                    if dbv is None:
                         continue
-                    dbv = ftype.to_db(f, r[f.name])
+                    if to_db is not None:
+                        dbv = to_db(f, dbv)
                     db_values[n] = dbv
                     if dbv in seen:
                         yield n, f.name, message("unique", loc) + f" (row {seen[dbv]})"
