@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q engine web plugins >/dev/null  # bytecode, as a regular install has it
 	touch $@
 
 # Debian's Chromium and CJK fonts for the Playwright browser tests (Playwright's own download cannot work here).

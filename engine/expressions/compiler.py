@@ -121,6 +121,13 @@ class CompiledExpression:
         run_closure = evaluator.run_closure
         empty: Mapping = MappingProxyType({})
 
+        if not self.paths:  # nothing to load: no cache or load count to renew per call
+            def run(record: Mapping | None) -> Any:
+                evaluator._record = evaluator.names = empty if record is None else record
+                return run_closure(closure, exact)
+
+            return run
+
         def run(record: Mapping | None) -> Any:
             evaluator._record = evaluator.names = empty if record is None else record
             evaluator._cache = {}

@@ -88,6 +88,7 @@ class FormworkEval(SimpleEval):
         self._ctx = ctx
         self._cache = cache if cache is not None else {}
         self._loads = 0
+        self.expr = source  # what SimpleEval.eval sets
 
     # ---- entry point ----
     def run(self, tree: ast.expr) -> Any:
@@ -106,7 +107,6 @@ class FormworkEval(SimpleEval):
 
     def _call(self, closure: Callable) -> Any:
         try:
-            self.expr = self._source  # what SimpleEval.eval sets
             return closure(self)
         except ExpressionEvalError as exc:
             raise type(exc)(f"{exc.message} (in '{self._source}')", source=self._source) from exc
