@@ -13,6 +13,7 @@ entity's per-field JSON converters (`RecordsService._plan`) instead of a whole `
 from __future__ import annotations
 
 import json
+from datetime import date
 from functools import partial
 from operator import itemgetter
 from json.encoder import c_make_encoder, encode_basestring
@@ -57,6 +58,27 @@ def _then(first: Callable | None, second: Callable | None) -> Callable | None:
     return lambda v: second(first(v))
 
 
+_SAMPLE_DATES = (date(1, 1, 1), date(999, 12, 31), date(2026, 11, 22), date(9999, 12, 31))
+
+
+def _quicker(processor: Callable | None) -> Callable | None:
+    """The bind processor, or for one that writes a date as its ISO text (SQLite's DATE: a dict and
+    a %-format per value) the same text from date.isoformat; any other value still goes to it."""
+    if processor is None:
+        return None
+    try:
+        iso = all(processor(d) == d.isoformat() for d in _SAMPLE_DATES)
+    except Exception:  # noqa: BLE001 - a processor for other values: keep it as it is
+        iso = False
+    if not iso:
+        return processor
+
+    def process(value):
+        return value.isoformat() if type(value) is date else processor(value)
+
+    return process
+
+
 class DriverInsert:
     """INSERT INTO table (keys) compiled once; `run` sends rows of {key: value} as driver parameters.
 
@@ -72,7 +94,8 @@ class DriverInsert:
                    and not compiled.insert_prefetch and not compiled.postfetch)
         self.sql = compiled.string
         self.position = {k: i for i, k in enumerate(order)}
-        self.processors = {k: table.c[k].type.dialect_impl(dialect).bind_processor(dialect) for k in self.keys}
+        self.processors = {k: _quicker(table.c[k].type.dialect_impl(dialect).bind_processor(dialect))
+                           for k in self.keys}
 
     def template(self, constants: dict[str, Any]) -> list:
         """A row with the batch's constant values in place (each through its bind processor once)."""
