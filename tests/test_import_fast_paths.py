@@ -520,3 +520,35 @@ def test_issue2_flat_row_builder_equals_the_field_loop(tmp_path):
         assert got == want, entity.name
     assert flat_entities >= 8
     t.dispose()
+
+
+def test_issue2_driver_insert_of_records_with_subtables_equals_core(tmp_path):
+    """An entity with a subtable (quote lines) takes the driver path's per-field loop: its rows,
+    child rows and audit texts equal those of the Core insert."""
+    now = datetime(2026, 11, 22, 8, 30, tzinfo=timezone.utc)
+    dumps = []
+    for forced_core in (False, True):
+        t = Tenant.load(DATA / "crm_v1.yaml", db_url=f"sqlite:///{tmp_path / f'q{forced_core}.db'}")
+        migrate(t)
+        t.clock = lambda: now
+        quote = t.model.entity("quote")
+        import sqlalchemy.dialects.sqlite as sqlite_dialect
+
+        plan = t.records._record_insert(quote, sqlite_dialect.dialect())
+        assert plan.flat is None and plan.ok
+        plan.ok = not forced_core
+        customer = t.records.create("customer", {"name": "甲公司", "industry": "制造业"})
+        products = [t.records.create("product", {"name": f"产品{i}", "price": "10"})["id"] for i in range(3)]
+        rows = [{"customer": customer["id"],
+                 "lines": [{"product": products[(i + k) % 3], "quantity": k + 1, "unit_price": f"{i}.5{k}"}
+                           for k in range(i % 3)]} for i in range(40)]
+        assert len(t.records.create_many("quote", rows).created) == 40
+        q, lines, a = t.schema.table(quote), t.schema.table(quote.fields["lines"].child), t.schema.system["audit"]
+        with t.db.connect() as conn:
+            dumps.append(([tuple(r) for r in conn.execute(sa.select(q).order_by(q.c.id))],
+                          [tuple(r) for r in conn.execute(sa.select(lines).order_by(lines.c.id))],
+                          [tuple(r) for r in conn.execute(sa.select(a.c.record_id, a.c.changes)
+                                                          .where(a.c.entity == "quote").order_by(a.c.id))]))
+        t.dispose()
+    assert dumps[0] == dumps[1]
+    assert '"lines": [null, [{' in dumps[0][2][1][1]  # the second quote's audit holds its line

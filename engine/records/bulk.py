@@ -213,13 +213,9 @@ class RecordInsert:
                     continue
                 if pos is not None:
                     row[pos] = v if conv is None else conv(v)
-                if child is not None:
-                    v = [child_json(child, r) for r in v or []]
-                elif to_json is not None:
-                    v = to_json(v)
-                if v is None or v == "" or v == []:
-                    continue
-                parts.append(prefix + (encode_text(v) if type(v) is str else fragment(v)) + "]")
+                v = change_value(v, to_json, child, child_json)
+                if v is not None:
+                    parts.append(f"{prefix}{encode_text(v) if type(v) is str else fragment(v)}]")
             v = rec.get("owner")
             row[owner_pos] = v if owner_proc is None else owner_proc(v)
             v = rec.get("department")
@@ -284,17 +280,21 @@ def creation_changes(plan: tuple, record: dict, child_json: Callable) -> dict:
     """
     changes = {}
     for name, _from_db, to_json, child, _stored in plan:
-        if name not in record:
-            continue
-        v = record[name]
-        if child is not None:
-            v = [child_json(child, r) for r in v or []]
-        elif to_json is not None:
-            v = to_json(v)
-        if v is None or v == "" or v == []:
-            continue
-        changes[name] = [None, v]
+        if name in record:
+            v = change_value(record[name], to_json, child, child_json)
+            if v is not None:
+                changes[name] = [None, v]
     return changes
+
+
+def change_value(value: Any, to_json: Callable | None, child, child_json: Callable) -> Any:
+    """A field's value as an audit row's changes hold it (JSON form; a subtable's rows each through
+    `child_json`), or None when it is empty and left out."""
+    if child is not None:
+        value = [child_json(child, r) for r in value or []]
+    elif to_json is not None:
+        value = to_json(value)
+    return None if value is None or value == "" or value == [] else value
 
 
 def existing_values(conn: sa.Connection, column: sa.Column, values: list, chunk: int) -> set | None:
