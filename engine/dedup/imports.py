@@ -15,6 +15,7 @@ Everything happens in one transaction: any error and nothing is written (unless 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from ..errors import FormworkError, ValidationFailed
 from ..records.prepare import Errors, is_empty
@@ -34,10 +35,12 @@ class ImportOutcome:
     skipped: int = 0                                                   # how many invalid rows were skipped
 
 
-def import_rows(tenant, entity_name: str, rows: list[dict], user=None, on_duplicate: str | None = None,
+def import_rows(tenant, entity_name: str, rows: Iterable[dict], user=None, on_duplicate: str | None = None,
                 skip_invalid: bool = False, dry_run: bool = False, locale: str | None = None,
                 progress=None) -> ImportOutcome:
-    """Bulk-create `rows` (raw values as read from a file) settling duplicates as `on_duplicate` says."""
+    """Bulk-create `rows` (raw values as read from a file) settling duplicates as `on_duplicate` says.
+    `rows` may be any iterable without `on_duplicate` or with "create"; "skip" and "update" go back
+    to rows by number and need a list."""
     records = tenant.records
     entity = records.entity(entity_name)
     if on_duplicate not in (None, *MODES):

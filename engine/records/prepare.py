@@ -14,7 +14,7 @@ WRITABLE_SYSTEM = ("owner", "department")
 READ_ONLY_SYSTEM = ("id", "created_at", "created_by", "updated_at", "updated_by", "version")
 # Coerced values one object of which may be shared by many records (Preparer.completer).
 _IMMUTABLE = frozenset({str, int, bool, Decimal, date, datetime, time})
-_MUTABLE = object()
+_UNREADABLE = object()  # a constant default that does not coerce (the general path reports it)
 
 
 class Errors:
@@ -217,7 +217,7 @@ class Preparer:
                 try:
                     value = ftype.coerce(field, field.default, ctx)
                 except Exception:  # noqa: BLE001 - reported per record by the general path
-                    value = _MUTABLE
+                    value = _UNREADABLE
                 if type(value) in _IMMUTABLE:  # the same object may go into every record
                     defaults.append((name, "value", value))
                     continue
