@@ -11,6 +11,9 @@ Public interface (other modules rely on exactly these names):
   ``loader(entity_name, id) -> dict | None`` fetches a referenced record for dotted paths.
 - ``CompiledExpression.holds(...)``: for rules/conditions: False only when the result is false;
   empty (unknown) passes.
+- ``CompiledExpression.bind(*, loader=None, now=None, tz=None) -> fn(record)`` and ``.bind_holds(...)``:
+  ``evaluate`` / ``holds`` for many records with the same loader, clock and timezone (an import's
+  formulas, defaults and rules), one evaluator per batch; bind once per batch and thread.
 - ``CompiledExpression.result_type`` best-effort inferred type name (or None).
 
 Also: ``CompiledExpression.truth(...) -> True | False | None`` and ``.matches(...)`` (True only when
