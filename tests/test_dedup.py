@@ -23,8 +23,8 @@ from engine.dedup.scan import scan
 from engine.errors import BadRequest, DuplicatesFound, NotFound
 from engine.permissions import PermissionDenied
 from engine.records.service import BulkFailed
-from engine.schema.migrate import migrate
 from engine.tenant import Tenant
+from tests.dbtemplates import migrate_empty
 
 DATA = Path(__file__).parent / "data"
 CONFIG = DATA / "dedup.yaml"
@@ -141,7 +141,7 @@ def test_in_memory_matches_equal_brute_force():
 @pytest.fixture
 def org(db_url):
     t = Tenant.load(CONFIG, db_url=db_url)
-    migrate(t)
+    migrate_empty(t)
     users = {}
     for name, roles, dept in [("rep_a", ["sales_rep"], "sales_east"), ("rep_b", ["sales_rep"], "sales_east"),
                               ("rep_n", ["sales_rep"], "sales_north"), ("boss", ["sales_manager"], "sales"),

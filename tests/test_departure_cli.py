@@ -10,9 +10,9 @@ from argon2 import PasswordHasher
 from click.testing import CliRunner
 
 from engine.cli import build_cli
-from engine.schema.migrate import migrate
 from engine.tenant import Tenant
 from engine.users import UserStore
+from tests.dbtemplates import migrate_empty
 
 DATA = Path(__file__).parent / "data"
 
@@ -23,7 +23,7 @@ def org(tmp_path, db_url):
     shutil.copy(DATA / "perm.yaml", config)
     t = Tenant.load(config, db_url=db_url)
     t.__dict__["users"] = UserStore(t, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    migrate(t)
+    migrate_empty(t)
     for name, roles, dept, manages in [("rep_a", ["sales_rep"], "sales_east", []),
                                        ("rep_b", ["sales_rep"], "sales_east", []),
                                        ("loner", ["sales_rep"], "finance", []),

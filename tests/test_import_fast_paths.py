@@ -23,6 +23,7 @@ from engine.metadata.model import Field, Label, Option
 from engine.records.prepare import Errors, is_empty
 from engine.schema.migrate import migrate
 from engine.tenant import Tenant
+from tests.dbtemplates import migrate_empty
 
 DATA = Path(__file__).parent / "data"
 
@@ -136,7 +137,7 @@ def test_issue2_compiled_coercer_honours_a_subclass_that_overrides_coerce(types)
 @pytest.fixture
 def tenant(tmp_path):
     t = Tenant.load(DATA / "crm_v1.yaml", db_url=f"sqlite:///{tmp_path / 't.db'}")
-    migrate(t)
+    migrate_empty(t)
     yield t
     t.dispose()
 

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from engine.errors import BadRequest, NotFound, ValidationFailed
 from engine.permissions import PermissionDenied
 from engine.records.ownership import hand_over, share, shares_of, transfer
-from engine.schema.migrate import migrate
 from engine.tenant import Tenant
+from tests.dbtemplates import migrate_empty
 
 DATA = Path(__file__).parent / "data"
 
@@ -18,7 +18,7 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture
 def org(db_url):
     t = Tenant.load(DATA / "perm.yaml", db_url=db_url)
-    migrate(t)
+    migrate_empty(t)
     users = {}
     for name, roles, dept, manages in [("rep_a", ["sales_rep"], "sales_east", []),
                                        ("rep_b", ["sales_rep"], "sales_east", []),

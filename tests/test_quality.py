@@ -12,6 +12,7 @@ from engine.cli import build_cli
 from engine.quality import quality_report
 from engine.schema.migrate import migrate
 from engine.tenant import Tenant
+from tests.dbtemplates import migrate_empty
 
 CONFIG = Path(__file__).parent / "data" / "dedup.yaml"
 
@@ -19,7 +20,7 @@ CONFIG = Path(__file__).parent / "data" / "dedup.yaml"
 @pytest.fixture
 def org(db_url):
     t = Tenant.load(CONFIG, db_url=db_url)
-    migrate(t)
+    migrate_empty(t)
     u = {}
     for name, dept in [("rep_a", "sales_east"), ("rep_n", "sales_north"), ("gone", "sales_east")]:
         u[name] = t.users.add(name, ["sales_rep"], department=dept, password="initial-pass-1")[0]

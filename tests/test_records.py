@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from engine.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from engine.schema.migrate import migrate
 from engine.tenant import Tenant
+from tests.dbtemplates import migrate_empty
 
 DATA = Path(__file__).parent / "data"
 
@@ -19,7 +20,7 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture
 def tenant(db_url):
     t = Tenant.load(DATA / "crm_v1.yaml", db_url=db_url)
-    migrate(t)
+    migrate_empty(t)
     yield t
     t.dispose()
 

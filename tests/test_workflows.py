@@ -13,6 +13,7 @@ from engine.errors import Conflict, Locked, NotFound, ValidationFailed
 from engine.permissions import PermissionDenied
 from engine.schema.migrate import migrate
 from engine.tenant import Tenant
+from tests.dbtemplates import migrate_empty
 
 DATA = Path(__file__).parent / "data"
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
@@ -32,7 +33,7 @@ class Clock:
 @pytest.fixture
 def crm(db_url):
     t = Tenant.load(DATA / "pipeline.yaml", db_url=db_url)
-    migrate(t)
+    migrate_empty(t)
     t.clock = Clock(T0)
     users = {}
     for name, roles, dept, manages in [("rep", ["sales_rep"], "sales_east", []),

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from tests.dbtemplates import migrate_empty
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -38,11 +39,10 @@ def browser():
 @pytest.fixture
 def live_tenant(db_url):
     """sample_tenant.yaml migrated onto a fresh database."""
-    from engine.schema.migrate import migrate
     from engine.tenant import Tenant
 
     tenant = Tenant.load(ROOT / "sample_tenant.yaml", db_url=db_url)
-    migrate(tenant)
+    migrate_empty(tenant)
     yield tenant
     tenant.dispose()
 

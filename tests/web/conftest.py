@@ -8,9 +8,9 @@ import pytest
 
 from argon2 import PasswordHasher
 
-from engine.schema.migrate import migrate
 from engine.users import UserStore
 from engine.tenant import Tenant
+from tests.dbtemplates import migrate_empty
 
 PASSWORD = "correct-horse-9"
 HERE = Path(__file__).resolve().parent
@@ -27,7 +27,7 @@ def make_tenant(db_url: str, workdir: Path, config_text: str | None = None) -> T
     # Cheap argon2 parameters keep the suite fast; production uses argon2-cffi's defaults.
     tenant.__dict__["users"] = UserStore(tenant, hasher=PasswordHasher(time_cost=1, memory_cost=1024,
                                                                        parallelism=1))
-    migrate(tenant)
+    migrate_empty(tenant)
     return tenant
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from engine.schema.migrate import migrate
 from engine.tenant import Tenant
+from tests.dbtemplates import migrate_empty
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 PASSWORD = "correct-horse-9"
@@ -17,7 +18,7 @@ PASSWORD = "correct-horse-9"
 def tenant(db_url):
     """Overrides conftest's hand-built tenant: the small stable CRM config, migrated."""
     t = Tenant.load(DATA / "crm_v1.yaml", db_url=db_url)
-    migrate(t)
+    migrate_empty(t)
     yield t
     t.dispose()
 
