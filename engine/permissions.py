@@ -8,7 +8,6 @@ record that leaves it goes through `mask`, every write asks `can` / `within`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field
-from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
@@ -177,7 +176,7 @@ class Permissions:
         for g in self._grants(entity, user, action):
             cond = self._scope_clause(entity, table, user, g.scope, action)
             if g.where is not None:
-                cond = sa.and_(cond, g.where.clause(table, ctx)) if cond is not None else g.where.clause(table, ctx)
+                cond = sa.and_(cond, g.where.clause(table, ctx, self.tenant.now())) if cond is not None else g.where.clause(table, ctx, self.tenant.now())
             if cond is None:  # scope all, no condition
                 return None
             ors.append(cond)
@@ -307,7 +306,7 @@ class Permissions:
         import json
 
         table = self.tenant.schema.system["exports"]
-        row = {"at": datetime.now(timezone.utc), "user_id": getattr(user, "id", None),
+        row = {"at": self.tenant.now(), "user_id": getattr(user, "id", None),
                "username": getattr(user, "username", None) or "system", "entity": entity.name,
                "filters": json.dumps(filters or {}, ensure_ascii=False, default=str), "row_count": row_count,
                "channel": channel}

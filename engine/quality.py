@@ -15,7 +15,7 @@ Everything is computed in SQL from the live tables, within the user's read scope
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -95,7 +95,7 @@ def quality_report(tenant, entity_names: list[str] | None = None, user=None, now
     entities = quality_entities(model)
     if entity_names:
         entities = [model.entity(n) for n in entity_names]
-    now = now or datetime.now(timezone.utc)
+    now = now or tenant.now()
     locale = locale or getattr(user, "locale", None) or model.tenant.locale
     with tenant.db.connect() as conn:
         return [_entity_quality(tenant, conn, e, user, now, locale) for e in entities]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from .clock import system_now
 from .fields import FieldContext, FieldTypeRegistry
 from .plugins import make_plugin_manager
 
@@ -77,7 +78,7 @@ class Tenant:
 
     def now(self) -> datetime:
         """The current time (UTC, aware): the tenant's clock, so tests can freeze it."""
-        return self.clock() if self.clock is not None else datetime.now(timezone.utc)
+        return self.clock() if self.clock is not None else system_now()
 
     @classmethod
     def load(cls, config_path: str | os.PathLike, db_url: str | None = None,
@@ -175,7 +176,7 @@ class Tenant:
         return FieldContext(locale=locale or self.model.tenant.locale, timezone=self.timezone,
                             currency=self.model.tenant.currency,
                             phone_region=phone_region(self.model.tenant.locale),
-                            storage=self.storage, departments=departments)
+                            storage=self.storage, departments=departments, now=self.now)
 
     def dispose(self) -> None:
         self.db.dispose()

@@ -72,10 +72,6 @@ class AuthResult:
         return self.user is not None
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -206,7 +202,7 @@ class UserStore:
                       roles=json.dumps(roles, ensure_ascii=False), department=department,
                       manages=json.dumps(list(dict.fromkeys(manages)), ensure_ascii=False),
                       password_hash=self.hasher.hash(password), must_change_password=True,
-                      active=True, locale=locale, session_epoch=0, created_at=_now())
+                      active=True, locale=locale, session_epoch=0, created_at=self.tenant.now())
         with self.tenant.db.begin() as conn:
             exists = conn.execute(sa.select(self.users_t.c.id)
                                   .where(self.users_t.c.username == username)).first()
@@ -221,7 +217,7 @@ class UserStore:
         user = self.require(username)
         with self.tenant.db.begin() as conn:
             conn.execute(self.users_t.update().where(self.users_t.c.id == user.id).values(
-                active=False, disabled_at=_now(),
+                active=False, disabled_at=self.tenant.now(),
                 session_epoch=self.users_t.c.session_epoch + 1))
             conn.execute(self.tokens_t.update().where(self.tokens_t.c.user_id == user.id)
                          .values(revoked=True))
@@ -258,7 +254,7 @@ class UserStore:
                             .where(t.c.key == key, t.c.at > since)).scalar_one()
 
     def is_throttled(self, username: str, ip: str | None) -> bool:
-        since = _now() - self.failure_window
+        since = self.tenant.now() - self.failure_window
         with self.tenant.db.connect() as conn:
             if self._failures(conn, "user:" + username.strip().lower(), since) \
                     >= self.max_failures_per_user:
@@ -291,7 +287,7 @@ class UserStore:
         return AuthResult(None, "invalid")
 
     def _record_failure(self, username: str, ip: str | None) -> None:
-        now = _now()
+        now = self.tenant.now()
         rows = [{"key": "user:" + username.lower()[:290], "at": now}]
         if ip:
             rows.append({"key": "ip:" + ip[:290], "at": now})
@@ -344,7 +340,7 @@ class UserStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.tenant.db.begin() as conn:
             conn.execute(self.tokens_t.insert().values(user_id=user.id, token_hash=_token_hash(token),
-                                                       label=label or "", created_at=_now(),
+                                                       label=label or "", created_at=self.tenant.now(),
                                                        revoked=False))
         return token
 
@@ -366,7 +362,7 @@ class UserStore:
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
         last = row.last_used_at
-        now = _now()
+        now = self.tenant.now()
         if last is not None and last.tzinfo is None:
             last = last.replace(tzinfo=timezone.utc)
         if last is None or now - last > self.token_touch_interval:

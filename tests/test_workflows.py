@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from engine.errors import Conflict, Locked, NotFound, ValidationFailed
 from engine.permissions import PermissionDenied
 from engine.schema.migrate import migrate
+from engine.clock import FrozenClock
 from engine.tenant import Tenant
 from tests.dbtemplates import migrate_empty
 
@@ -19,22 +20,11 @@ DATA = Path(__file__).parent / "data"
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
 
 
-class Clock:
-    def __init__(self, at: datetime):
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, **kw) -> None:
-        self.at += timedelta(**kw)
-
-
 @pytest.fixture
 def crm(db_url):
     t = Tenant.load(DATA / "pipeline.yaml", db_url=db_url)
     migrate_empty(t)
-    t.clock = Clock(T0)
+    t.clock = FrozenClock(T0)
     users = {}
     for name, roles, dept, manages in [("rep", ["sales_rep"], "sales_east", []),
                                        ("rep2", ["sales_rep"], "sales_east", []),
@@ -182,7 +172,7 @@ def test_r27_average_mode_flags_deals_longer_than_the_stage_average(tmp_path, db
     (tmp_path / "avg.yaml").write_text(text, encoding="utf-8")
     t = Tenant.load(tmp_path / "avg.yaml", db_url=db_url)
     migrate(t)
-    t.clock = Clock(T0)
+    t.clock = FrozenClock(T0)
     quick = [t.records.create("opportunity", {"name": f"q{i}"}) for i in range(2)]
     slow = t.records.create("opportunity", {"name": "慢"})
     t.clock.advance(days=4)

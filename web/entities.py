@@ -246,7 +246,7 @@ def new(entity):
 def _default_text(field) -> str:
     """An expression default such as today() shown in the new form (the engine applies it anyway)."""
     try:
-        value = field.default_expr.evaluate({}, tz=tenant().timezone)
+        value = field.default_expr.evaluate({}, now=tenant().now(), tz=tenant().timezone)
         if value is None:
             return ""
         return F.input_value(field, tenant().field_types.for_field(field).coerce(

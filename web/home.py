@@ -1,7 +1,6 @@
 """The personal workbench (R8): my records per entity and one-click "new customer" / "log follow-up"."""
 from __future__ import annotations
 
-from datetime import datetime
 
 from flask import Blueprint, render_template
 from flask_login import current_user
@@ -59,7 +58,7 @@ def my_records(model, limit: int = 5) -> list[dict]:
 
 
 def greeting() -> str:
-    hour = datetime.now(tenant().timezone).hour
+    hour = tenant().now().astimezone(tenant().timezone).hour
     return _("Good morning") if hour < 12 else _("Good afternoon") if hour < 18 else _("Good evening")
 
 

@@ -3,7 +3,6 @@ CSV export of a list (R42). Every decision is the engine's (engine.records.owner
 from __future__ import annotations
 
 import io
-from datetime import datetime
 
 from flask import Blueprint, Response, flash, redirect, request, url_for
 from flask_login import current_user
@@ -187,7 +186,7 @@ def export_csv(entity):
     buf = io.StringIO()
     buf.write("\ufeff")  # Excel opens UTF-8 Chinese correctly with a BOM
     write_csv(svc, ent, rows, buf, False, svc.permissions.visible_fields(ent, _me()))
-    name = f"{ent.name}-{datetime.now().strftime('%Y%m%d-%H%M')}.csv"
+    name = f"{ent.name}-{tenant().now().astimezone(tenant().timezone).strftime('%Y%m%d-%H%M')}.csv"
     return Response(buf.getvalue(), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"',
                              "Cache-Control": "no-store"})

@@ -18,7 +18,6 @@ import hashlib
 import time
 from collections import Counter
 from itertools import chain
-from datetime import datetime, timezone
 from typing import Iterable
 
 import sqlalchemy as sa
@@ -255,7 +254,7 @@ class DedupIndex:
             count += len(rows)
             if progress:
                 progress(len(rows))
-        now = datetime.now(timezone.utc)
+        now = self.tenant.now()
         conn.execute(self.state.insert(), [{"entity": entity.name, "rule": r.id, "signature": r.signature,
                                             "built_at": now, "records": count} for r in rules])
         return count

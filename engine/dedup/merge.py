@@ -21,7 +21,6 @@
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
@@ -68,7 +67,8 @@ def merge(tenant, entity, survivor_id, merged_ids, choices: dict | None = None, 
         moved_text = ", ".join(f"{k} {n}" for k, n in moved.items() if n)
         note = f"merged {', '.join(f'#{m}' for m in merged)} into #{survivor_id}" + \
             (f" (re-pointed: {moved_text})" if moved_text else "")
-        write_audit(conn, audit, [audit_row(entity.name, survivor_id, "merge", {}, user, note=note)])
+        write_audit(conn, audit, [audit_row(entity.name, survivor_id, "merge", {}, user, note=note,
+                                                      at=tenant.now())])
         result = records._fetch(conn, entity, survivor_id)
     return {"survivor": records.permissions.mask(entity, user, result), "merged": merged, "moved": moved}
 
@@ -158,7 +158,7 @@ def _top_ids(conn, tenant, child, ids: list[int]) -> dict[int, int]:
 def _repoint(tenant, conn, entity, survivor_id: int, merged: list[int], user) -> dict[str, int]:
     records = tenant.records
     model = tenant.model
-    now = datetime.now(timezone.utc)
+    now = tenant.now()
     moved: dict[str, int] = {}
     touched: dict[str, set[int]] = {}
     plans = []

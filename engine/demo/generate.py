@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import sqlalchemy as sa
 from faker import Faker
@@ -97,7 +97,7 @@ class DemoGenerator:
         """
         future = _looks_ahead(field)
         days = self.random.randint(1, 60) if future else (0 if late else -self.random.randint(0, 180))
-        moment = datetime.now(timezone.utc) + timedelta(days=days, minutes=self.random.randint(1, 600) if future else 0)
+        moment = self.tenant.now() + timedelta(days=days, minutes=self.random.randint(1, 600) if future else 0)
         if field.type == "date":
             return moment.astimezone(self.ctx.timezone).date().isoformat()
         return moment.isoformat()

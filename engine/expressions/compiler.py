@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from simpleeval import DISALLOW_FUNCTIONS
 
+from ..clock import system_now
 from ..metadata.model import SYSTEM_FIELDS
 from . import values as v
 from .errors import ExpressionError
@@ -193,7 +194,7 @@ def _make_context(now: datetime | None, tz: tzinfo | str | None) -> EvalContext:
     else:
         zone = tz
     if now is None:
-        now = datetime.now(timezone.utc)
+        now = system_now()
     return EvalContext(now=v.aware(now).astimezone(timezone.utc), tz=zone)
 
 

@@ -9,11 +9,12 @@ expression's ``matches()`` is True. Anything else raises ExpressionError when th
 from __future__ import annotations
 
 import ast
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable
 
 import sqlalchemy as sa
 
+from ..clock import system_now
 from .errors import ExpressionError
 
 _COMPARE = {ast.Eq: "__eq__", ast.NotEq: "__ne__", ast.Lt: "__lt__", ast.LtE: "__le__", ast.Gt: "__gt__",
@@ -80,7 +81,7 @@ class SqlCondition:
     # -- per query ---------------------------------------------------------------------------------
 
     def clause(self, table: sa.Table, ctx, now: datetime | None = None) -> Any:
-        now = now or datetime.now(timezone.utc)
+        now = now or system_now()
         return self._bool(self.expr.tree, table, ctx, now)
 
     def _bool(self, node, table, ctx, now):

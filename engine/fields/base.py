@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from ..clock import system_now
 from ..errors import FieldValueError
 from ..metadata.model import Field
 
@@ -27,6 +28,7 @@ class FieldContext:
     resolve_reference: Callable[[Field, Any], Any] | None = None  # title/id → id (import, forms)
     resolve_user: Callable[[Any], Any] | None = None              # username/id → user id
     departments: tuple[str, ...] = ()
+    now: Callable[[], Any] = system_now                           # the tenant's clock
 
 
 class FieldType:

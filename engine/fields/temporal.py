@@ -99,7 +99,7 @@ class DateType(FieldType):
     def demo_value(self, field: Field, faker: Any, ctx: FieldContext) -> Any:
         from ..errors import FieldValueError
 
-        today = datetime.now(ctx.timezone).date()
+        today = ctx.now().astimezone(ctx.timezone).date()
         lo, hi = today - timedelta(days=365), today + timedelta(days=60)
         try:
             lo = self.coerce(field, field.min, ctx) or lo
@@ -189,5 +189,5 @@ class DateTimeType(FieldType):
         return config_bounds_issues(self, field)
 
     def demo_value(self, field: Field, faker: Any, ctx: FieldContext) -> Any:
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = ctx.now().astimezone(UTC).replace(microsecond=0)
         return now - timedelta(seconds=faker.random_int(0, 365 * 24 * 3600))

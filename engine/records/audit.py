@@ -8,8 +8,9 @@ import sqlalchemy as sa
 
 
 def audit_row(entity: str, record_id: int | None, action: str, changes: dict, user, note: str | None = None,
-              at: datetime | None = None) -> dict:
-    return {"at": at or datetime.now(timezone.utc), "user_id": getattr(user, "id", None),
+              *, at: datetime) -> dict:
+    """An audit row stamped `at` (the tenant's clock)."""
+    return {"at": at, "user_id": getattr(user, "id", None),
             "username": getattr(user, "username", None) or "system", "entity": entity, "record_id": record_id,
             "action": action, "changes": json.dumps(changes, ensure_ascii=False, default=str), "note": note}
 

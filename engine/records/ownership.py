@@ -1,7 +1,6 @@
 """Who owns a record: transfer (one or many), sharing with a virtual team (R34), hand-over at departure (R44)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Iterable
 
 import sqlalchemy as sa
@@ -38,7 +37,7 @@ def transfer(tenant, entity_name: str, ids: Iterable, new_owner, user=None, note
     loc = svc._locale(user, None)
     target = _active_user(tenant, new_owner)
     t = svc.schema.table(entity)
-    now = datetime.now(timezone.utc)
+    now = tenant.now()
     count = 0
     with svc._transaction(connection) as conn:
         for rid in dict.fromkeys(int(i) for i in ids):
@@ -116,7 +115,7 @@ def share(tenant, entity_name: str, rid, user=None, with_user=None, with_departm
     shares = svc.schema.system["shares"]
     with tenant.write() as conn:
         svc._fetch_for(conn, entity, rid, user, "transfer", loc)
-        now = datetime.now(timezone.utc)
+        now = tenant.now()
         row = {"entity": entity.name, "record_id": int(rid), "user_id": target.id if target else None,
                "department": with_department, "access": access, "created_by": getattr(user, "id", None),
                "created_at": now}
@@ -142,7 +141,8 @@ def unshare(tenant, share_id: int, user=None) -> None:
         who = f"user:{row['user_id']}" if row["user_id"] else f"department:{row['department']}"
         write_audit(conn, svc.schema.system["audit"],
                     [audit_row(entity.name, row["record_id"], "unshare",
-                               {"shared_with": [f"{who} ({row['access']})", None]}, user)])
+                               {"shared_with": [f"{who} ({row['access']})", None]}, user,
+                               at=tenant.now())])
 
 
 def shares_of(tenant, entity_name: str, rid, user=None) -> list[dict]:

@@ -1,7 +1,7 @@
 """Turn submitted values into a valid record: coerce, default, compute formulas, check every rule."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -170,7 +170,7 @@ class Preparer:
     def complete(self, values: dict, old: dict | None, ctx, errors: Errors, prefix: str = "",
                  loader: Callable | None = None, now: datetime | None = None) -> dict:
         """Merge onto `old` (or defaults on create), compute formulas, check required and rules."""
-        now = now or datetime.now(timezone.utc)
+        now = now or ctx.now()
         if old is None:
             record = {}
             for name, field in self.defaultable:
@@ -204,7 +204,7 @@ class Preparer:
         context (create_many, import): every expression bound once (CompiledExpression.bind), the
         coerced value of each constant default computed once when it is immutable. `values` is
         handed over: when no default goes before its keys it is completed and returned itself."""
-        now = now or datetime.now(timezone.utc)
+        now = now or ctx.now()
         tz = ctx.timezone
         bound = {"loader": loader, "now": now, "tz": tz}
         defaults: list[tuple] = []  # (name, kind, payload): "value" a ready value, "expr" a bound

@@ -512,7 +512,8 @@ class RecordsService:
             conn.execute(t.delete().where(t.c.id == rid))
             snapshot = {k: [v, None] for k, v in self.to_json(entity.name, old).items()
                         if k not in ("id",) and not is_empty(v)}
-            write_audit(conn, self.schema.system["audit"], [audit_row(entity.name, rid, "delete", snapshot, user)])
+            write_audit(conn, self.schema.system["audit"], [audit_row(entity.name, rid, "delete", snapshot, user,
+                                                                                at=self.tenant.now())])
             self.tenant.pm.hook.formwork_records_after_delete(tenant=self.tenant, entity=entity, record=old,
                                                               user=user, connection=conn)
 

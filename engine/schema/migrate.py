@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,10 +32,6 @@ def _operations(conn) -> Operations:
     from alembic.operations import Operations
 
     return Operations(MigrationContext.configure(conn))
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def migrate(tenant, applied_by: str | None = None) -> Plan:
@@ -79,7 +74,7 @@ def migrate(tenant, applied_by: str | None = None) -> Plan:
         versions = schema.system["config_versions"]
         conn.execute(versions.insert().values(
             fingerprint=schema.fingerprint(), config_fingerprint=tenant.model.fingerprint,
-            applied_at=utcnow(), applied_by=applied_by, files=json.dumps(tenant.model.files),
+            applied_at=tenant.now(), applied_by=applied_by, files=json.dumps(tenant.model.files),
             plan=json.dumps([c.describe() for c in plan.changes], ensure_ascii=False)))
     return plan
 
@@ -135,7 +130,7 @@ def _retype_column(tenant, op: Operations, conn, table: str, column: str, old_de
 
 def _write_state(conn, schema: TenantSchema, tenant, old_state: dict, archived_now: dict) -> None:
     t = schema.system["schema_state"]
-    now = utcnow()
+    now = tenant.now()
     rows = {}
     for (table, col), st in old_state.items():
         if st["status"] == "archived":
@@ -191,7 +186,7 @@ def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
     schema = TenantSchema(tenant.model, tenant.field_types)
     backup_dir = Path(backup_dir)
     backup_dir.mkdir(parents=True, exist_ok=True)
-    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    stamp = tenant.now().strftime("%Y%m%dT%H%M%SZ")
     path = backup_dir / f"{tenant.name}-archived-{stamp}.json"
     dropped: list[str] = []
     with tenant.write() as conn:

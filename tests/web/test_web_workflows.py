@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
+from engine.clock import FrozenClock
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 PASSWORD = "correct-horse-9"
@@ -17,22 +19,11 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
 QUALIFIED = {"budget": "100000", "decision_maker": "王建国"}
 
 
-class Clock:
-    def __init__(self, at):
-        self.at = at
-
-    def __call__(self):
-        return self.at
-
-    def advance(self, **kw):
-        self.at += timedelta(**kw)
-
-
 @pytest.fixture
 def tenant(db_url, tmp_path, h):
     """Overrides conftest's tenant: the issue's pipeline and approvals, a frozen clock, the people."""
     t = h.make_tenant(db_url, tmp_path, (DATA / "pipeline.yaml").read_text(encoding="utf-8"))
-    t.clock = Clock(T0)
+    t.clock = FrozenClock(T0)
     for name, roles, dept, manages, shown in [
             ("rep", ["sales_rep"], "sales_east", [], "张三"), ("rep2", ["sales_rep"], "sales_east", [], "李四"),
             ("east_mgr", ["sales_manager"], "sales_east", ["sales_east"], "王经理"),
