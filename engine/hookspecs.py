@@ -147,3 +147,57 @@ def formwork_dedup_normalizers() -> dict:
     text to compare, or "" when the value should never count as a duplicate. A later plugin's
     normaliser of the same name replaces an earlier one.
     """
+
+
+# -- what a feature plugin contributes (datasette's and pytest's pattern: a feature is a plugin) ----
+
+@hookspec(historic=True)
+def formwork_plugins_addhooks(pm: Any) -> None:
+    """Called with the tenant's plugin manager when a plugin registers: a feature plugin declares its
+    own hooks here with ``pm.add_hookspecs(module)`` (pytest's ``pytest_addhooks``)."""
+
+
+@hookspec
+def formwork_config_schema() -> dict:
+    """Return the JSON Schema of the config keys a plugin adds: ``{"tenant": {key: schema},
+    "entity": {key: schema}}`` for top-level keys and keys of an entity. ``formwork check`` validates
+    them like the core's keys (an unknown key is still an error) at FILE:LINE:COL."""
+
+
+@hookspec
+def formwork_model_build(builder: Any, model: Any) -> None:
+    """Build a plugin's part of the model from the merged config (``builder.data``) after the core's
+    entities and expressions. Report problems with ``builder.error(path, message, at="key"|"value")``
+    (path: the keys from the config's root); store what was built on ``model.extensions[name]``."""
+
+
+@hookspec
+def formwork_schema_tables(metadata: Any, model: Any) -> dict:
+    """Define a plugin's system tables on ``metadata`` (SQLAlchemy Core; names start with ``fw_``)
+    and return ``{key: table}``. ``formwork plan``/``migrate`` create and alter them like the core's;
+    code reaches them as ``tenant.schema.system[key]``."""
+
+
+@hookspec
+def formwork_tenant_services() -> dict:
+    """Return ``{name: factory(tenant)}``: services a tenant builds on first use and keeps
+    (``tenant.service(name)``), such as a feature's engine object."""
+
+
+@hookspec
+def formwork_web_setup(app: Any, tenant: Any) -> None:
+    """Add a plugin's pages and API routes to the Flask ``app`` (``app.register_blueprint``; API
+    routes under ``/api/v1/``). Called once by ``create_app``; every route gets the app's sign-in,
+    CSRF, headers and error pages."""
+
+
+@hookspec
+def formwork_web_template_variables(tenant: Any, user: Any) -> dict:
+    """Return ``{name: value}`` added to every page's template context (``user`` is the signed-in
+    engine user or None)."""
+
+
+@hookspec
+def formwork_cli_commands() -> list:
+    """Return click commands added to the ``formwork`` command line. Installed plugins (the
+    ``formwork`` entry-point group) are asked when a verb is not built in, or for ``--help``."""

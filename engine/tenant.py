@@ -75,6 +75,8 @@ class Tenant:
         self.db = create_db_engine(db_url)
         # Tests freeze time by setting this; everything that stamps or measures time asks now().
         self.clock = None
+        self.extra_plugins: tuple = ()   # plugins passed by hand to load(); a reload keeps them
+        self._services: dict = {}
 
     def now(self) -> datetime:
         """The current time (UTC, aware): the tenant's clock, so tests can freeze it."""
@@ -84,14 +86,17 @@ class Tenant:
     def load(cls, config_path: str | os.PathLike, db_url: str | None = None,
              plugins: tuple = ()) -> "Tenant":
         """Check and load a tenant config (raises ConfigError listing every issue)."""
-        from .config import load_model
+        from .config import load_config, load_model
+        from .plugins import config_plugin_names
 
-        pm = make_plugin_manager(plugins)
+        loaded = load_config(config_path)
+        pm = make_plugin_manager(plugins, enabled=config_plugin_names(loaded.data))
         field_types = FieldTypeRegistry.from_plugins(pm)
         functions = collect_functions(pm)
-        model = load_model(config_path, field_types=field_types, functions=functions)
+        model = load_model(config_path, field_types=field_types, functions=functions, pm=pm, loaded=loaded)
         url = db_url or default_db_url(config_path, model.tenant.name)
         tenant = cls(model, url, pm, field_types, functions, config_path=str(config_path))
+        tenant.extra_plugins = tuple(plugins)
         pm.hook.formwork_tenant_loaded(tenant=tenant)
         return tenant
 
@@ -106,6 +111,17 @@ class Tenant:
             with conn.begin():
                 yield conn
 
+    def service(self, name: str):
+        """A plugin's service (formwork_tenant_services), built on first use and kept by this tenant."""
+        if name not in self._services:
+            factories: dict = {}
+            for batch in reversed(self.pm.hook.formwork_tenant_services()):
+                factories.update(batch or {})
+            if name not in factories:
+                raise KeyError(f"no plugin of tenant {self.name} provides the service {name!r}")
+            self._services[name] = factories[name](self)
+        return self._services[name]
+
     @property
     def name(self) -> str:
         return self.model.tenant.name
@@ -119,7 +135,7 @@ class Tenant:
         """The SQLAlchemy tables for this tenant's model (engine.schema.tables.TenantSchema)."""
         from .schema.tables import TenantSchema
 
-        return TenantSchema(self.model, self.field_types)
+        return TenantSchema.of(self)
 
     @cached_property
     def records(self):

@@ -97,6 +97,20 @@ def create_app(tenant_or_config_path, db_url: str | None = None, config: dict | 
     from . import api_workflows  # noqa: F401 - pipelines/approvals/tasks/notifications routes on the API blueprint
     from .api import bp as api_bp  # JSON API v1, owned by web/api.py
     app.register_blueprint(api_bp)
+    # Plugins add their pages and API routes after the core's, so theirs cannot shadow a core route.
+    tenant.pm.hook.formwork_web_setup(app=app, tenant=tenant)
+
+    @app.context_processor
+    def plugin_template_variables():
+        from flask_login import current_user
+
+        from .context import tenant as serving
+
+        user = getattr(current_user, "user", None)
+        out: dict = {}
+        for batch in reversed(serving().pm.hook.formwork_web_template_variables(tenant=serving(), user=user)):
+            out.update(batch or {})
+        return out
 
     @app.get("/healthz", endpoint="health")
     def health():

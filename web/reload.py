@@ -73,7 +73,7 @@ class ConfigWatcher:
         from engine.tenant import Tenant
 
         try:
-            fresh = Tenant.load(current.config_path, db_url=current.db_url)
+            fresh = Tenant.load(current.config_path, db_url=current.db_url, plugins=current.extra_plugins)
         except ConfigError as exc:
             self.state.schema_problem = f"the config has {len(exc.issues)} error(s): run `formwork check`"
             return

@@ -18,9 +18,10 @@ COMMAND_MODULES = (
 
 
 class _Verbs(click.Group):
-    """Verbs from entry points are looked up only for a name that is not a built-in verb, or for a
-    listing (help): `formwork import` neither scans the installed packages' entry points nor imports
-    the web app for `serve`. A built-in verb wins over an entry point of the same name."""
+    """Verbs from entry points (`formwork.commands`) and from plugins (formwork_cli_commands) are looked
+    up only for a name that is not a built-in verb, or for a listing (help): `formwork import` neither
+    scans the installed packages' entry points nor imports the web app for `serve`. A built-in verb
+    wins over an entry point's, which wins over a plugin's."""
 
     def _entry_points(self) -> dict:
         if not hasattr(self, "_verb_entry_points"):
@@ -29,17 +30,28 @@ class _Verbs(click.Group):
             self._verb_entry_points = {ep.name: ep for ep in entry_points(group="formwork.commands")}
         return self._verb_entry_points
 
+    def _plugin_commands(self) -> dict:
+        """Verbs of the built-in and installed plugins (formwork_cli_commands)."""
+        if not hasattr(self, "_plugin_verbs"):
+            from ..plugins import make_plugin_manager
+
+            self._plugin_verbs = {}
+            for batch in make_plugin_manager().hook.formwork_cli_commands():
+                for command in batch or []:
+                    self._plugin_verbs.setdefault(command.name, command)
+        return self._plugin_verbs
+
     def get_command(self, ctx, cmd_name):
         command = super().get_command(ctx, cmd_name)
         if command is None:
             ep = self._entry_points().get(cmd_name)
-            if ep is not None:
-                command = ep.load()
+            command = ep.load() if ep is not None else self._plugin_commands().get(cmd_name)
+            if command is not None:
                 self.add_command(command, cmd_name)
         return command
 
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(self._entry_points()))
+        return sorted(set(super().list_commands(ctx)) | set(self._entry_points()) | set(self._plugin_commands()))
 
 
 @click.group(cls=_Verbs, context_settings={"help_option_names": ["-h", "--help"]})

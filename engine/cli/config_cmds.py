@@ -14,11 +14,9 @@ def check(config: str) -> None:
     """Check a tenant config: print every error as FILE:LINE:COL: message (exit 1), or a summary."""
     try:
         from ..config import check_config
-        from ..config.build import default_normalizers, default_plugins
 
-        # the plugins a tenant loaded by the CLI has: the built-in ones
-        field_types, functions = default_plugins()
-        model, issues = check_config(config, field_types, functions, default_normalizers())
+        # the plugins the tenant uses: the built-in ones and those its `plugins:` key names
+        model, issues = check_config(config)
     except Exception as exc:  # noqa: BLE001 - `check` never prints a traceback
         model, issues = None, [ConfigIssue(SourceLocation(config, 1, 1),
                                            f"internal error while checking: {type(exc).__name__}: {exc}")]

@@ -53,49 +53,70 @@ def default_plugins():
     from ..plugins import make_plugin_manager
     from ..tenant import collect_functions
 
-    pm = make_plugin_manager()
+    pm = make_plugin_manager(enabled=())
     return FieldTypeRegistry.from_plugins(pm), collect_functions(pm)
 
 
 def default_normalizers() -> dict:
-    """The duplicate-rule normalisers of the built-in plugins (what a CLI tenant loads)."""
-    from ..dedup.normalize import collect_normalizers
+    """The duplicate-rule normalisers of the built-in plugins."""
     from ..plugins import make_plugin_manager
 
-    return collect_normalizers(make_plugin_manager())
+    return plugin_normalizers(make_plugin_manager(enabled=()))
+
+
+def plugin_normalizers(pm) -> dict:
+    """The duplicate-rule normalisers the plugins of `pm` provide."""
+    from ..dedup.normalize import collect_normalizers
+
+    return collect_normalizers(pm)
 
 
 def load_model(path: str | os.PathLike, field_types=None, functions: dict | None = None,
-               normalizers: dict | None = None) -> TenantModel:
+               normalizers: dict | None = None, pm=None, loaded: LoadedConfig | None = None) -> TenantModel:
     """The checked model of a tenant config; raises ConfigError with every issue found."""
-    model, issues = check_config(path, field_types, functions, normalizers)
+    model, issues = check_config(path, field_types, functions, normalizers, pm=pm, loaded=loaded)
     if issues or model is None:
         raise ConfigError(issues or [ConfigIssue(SourceLocation(str(path), 1, 1), "config not usable")])
     return model
 
 
 def check_config(path: str | os.PathLike, field_types=None, functions: dict | None = None,
-                 normalizers: dict | None = None) -> tuple[TenantModel | None, list[ConfigIssue]]:
+                 normalizers: dict | None = None, pm=None,
+                 loaded: LoadedConfig | None = None) -> tuple[TenantModel | None, list[ConfigIssue]]:
     """(model, []) for a good config, else (None, every issue) — never raises for bad input.
 
+    `pm`: the tenant's plugin manager; its plugins add config keys (formwork_config_schema) and build
+    their part of the model (formwork_model_build). Without any plugin argument the plugins are those
+    the config's `plugins:` key names (every installed one when absent), as `formwork check` needs.
     `normalizers`: the duplicate-rule normalisers the tenant's plugins provide; a `normalize:` name
-    outside them is an error. Without plugin arguments the built-in plugins' are used; with
-    field_types/functions but no normalizers the names are left to the tenant's plugins, which check
-    them when it loads (plugins/dedup.py).
+    outside them is an error. With field_types/functions but no normalizers the names are left to the
+    tenant's plugins, which check them when it loads (plugins/dedup.py).
     """
-    if normalizers is None and field_types is None and functions is None:
-        normalizers = default_normalizers()
+    from ..plugins import config_plugin_names, make_plugin_manager
+
+    loaded = loaded or load_config(path)
+    if pm is None and normalizers is None and field_types is None and functions is None:
+        pm = make_plugin_manager(enabled=config_plugin_names(loaded.data))
+        normalizers = plugin_normalizers(pm)
+    if pm is not None:
+        from ..fields import FieldTypeRegistry
+        from ..tenant import collect_functions
+
+        field_types = FieldTypeRegistry.from_plugins(pm) if field_types is None else field_types
+        functions = collect_functions(pm) if functions is None else functions
     if field_types is None or functions is None:
         ft, fn = default_plugins()
         field_types = ft if field_types is None else field_types
         functions = fn if functions is None else functions
-    loaded = load_config(path)
     issues = list(loaded.issues)
     model = None
     if loaded.data is not None:
         bad_paths: set[tuple] = set()
-        issues.extend(validate_config(loaded.data, loaded.source_map, build_schema(field_types), bad_paths))
-        builder = ModelBuilder(loaded, field_types, functions, issues, bad_paths, normalizers)
+        plugin_keys = pm.hook.formwork_config_schema() if pm is not None else []
+        issues.extend(validate_config(loaded.data, loaded.source_map, build_schema(field_types, plugin_keys=plugin_keys),
+                                      bad_paths))
+        builder = ModelBuilder(loaded, field_types, functions, issues, bad_paths, normalizers,
+                               hook=pm.hook if pm is not None else None)
         model = builder.build()
     issues = _tidy(issues, loaded.files)
     return (None if issues else model), issues
@@ -131,8 +152,9 @@ class ModelBuilder:
     """Builds a TenantModel from a merged config, adding every problem to `issues`."""
 
     def __init__(self, loaded: LoadedConfig, field_types, functions: dict, issues: list[ConfigIssue],
-                 bad_paths: set[tuple] | None = None, normalizers: dict | None = None):
+                 bad_paths: set[tuple] | None = None, normalizers: dict | None = None, hook=None):
         self.loaded = loaded
+        self.hook = hook
         self.normalizers = normalizers
         self.bad_paths = bad_paths or set()
         self.data: dict = loaded.data or {}
@@ -175,7 +197,25 @@ class ModelBuilder:
         self.organisation(model)
         workflows.build_approvals(self, model)
         self.entity_settings(model)
+        self.plugin_names()
+        if self.hook is not None:
+            self.hook.formwork_model_build(builder=self, model=model)
         return model
+
+    def plugin_names(self) -> None:
+        """Every name in `plugins:` must be an installed plugin (the `formwork` entry-point group)."""
+        names = self.data.get("plugins")
+        if not isinstance(names, list) or not names:
+            return
+        from ..plugins import installed_plugins
+
+        installed = sorted(installed_plugins())
+        for i, name in enumerate(names):
+            if isinstance(name, str) and name not in installed:
+                close = did_you_mean(name, installed)
+                hint = f"did you mean '{close}'?" if close else f"installed: {', '.join(installed) or 'none'}"
+                self.error(("plugins", i), f"plugins: '{name}' is not an installed Formwork plugin ({hint})",
+                           at="value")
 
     def tenant_info(self) -> TenantInfo:
         raw = self.data.get("tenant") if isinstance(self.data.get("tenant"), dict) else {}

@@ -85,14 +85,18 @@ def _field_schema(type_names: list[str], field_types) -> dict:
     return _closed(props, ["type"], title="a field: {type: …, label: …}")
 
 
-def build_schema(field_types=None, for_editor: bool = False) -> dict:
+def build_schema(field_types=None, for_editor: bool = False, plugin_keys: list | None = None) -> dict:
     """The tenant config JSON Schema; field type names and settings come from `field_types`.
 
     `formwork check` validates the merged config against the strict schema. An editor sees one
     file at a time, before `extends:` is merged, so ``for_editor=True`` gives the same schema with
-    no required keys and with ``{remove: true}`` allowed wherever a value is.
+    no required keys and with ``{remove: true}`` allowed wherever a value is. `plugin_keys`: what
+    plugins' ``formwork_config_schema`` returned (``{"tenant": {key: schema}, "entity": {…}}``).
     """
     schema = _strict_schema(field_types)
+    for keys in plugin_keys or []:
+        schema["properties"].update((keys or {}).get("tenant") or {})
+        schema["$defs"]["entity"]["properties"].update((keys or {}).get("entity") or {})
     return editor_variant(schema) if for_editor else schema
 
 
@@ -331,6 +335,9 @@ def _strict_schema(field_types=None) -> dict:
             "entities": {**_names_to(_ref("entity"), "The record types."), "minProperties": 1},
             "pipelines": _names_to(pipeline, "Sales pipelines: stages with probabilities and entry criteria."),
             "approvals": _names_to(approval, "Approval flows: multi-step, conditional, enforced on every write."),
+            "plugins": {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
+                        "description": "The installed plugins (the `formwork` entry-point group) this tenant "
+                                       "uses; without this key, every installed plugin."},
         },
         "$defs": {
             "identifier": {"type": "string", "pattern": IDENTIFIER, "maxLength": IDENTIFIER_MAX,
@@ -374,7 +381,7 @@ def builtin_schema() -> dict:
     from ..fields import FieldTypeRegistry
     from ..plugins import make_plugin_manager
 
-    return build_schema(FieldTypeRegistry.from_plugins(make_plugin_manager()), for_editor=True)
+    return build_schema(FieldTypeRegistry.from_plugins(make_plugin_manager(enabled=())), for_editor=True)
 
 
 def write_schema(path: Path = SCHEMA_PATH) -> Path:

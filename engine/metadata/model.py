@@ -250,6 +250,7 @@ class TenantModel:
     source_map: Any = None            # engine.config.sourcemap.SourceMap
     pipelines: dict[str, Pipeline] = dc_field(default_factory=dict)
     approvals: dict[str, ApprovalFlow] = dc_field(default_factory=dict)
+    extensions: dict[str, Any] = dc_field(default_factory=dict)  # what plugins built (formwork_model_build)
 
     def entity(self, name: str) -> Entity:
         return self.entities[name]

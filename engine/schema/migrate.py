@@ -40,7 +40,7 @@ def migrate(tenant, applied_by: str | None = None) -> Plan:
     plan = planner.plan()
     if plan.blocking:
         raise MigrationRefused(plan)
-    schema = TenantSchema(tenant.model, tenant.field_types)
+    schema = TenantSchema.of(tenant)
     with tenant.write() as conn:
         state = read_state(conn, schema)
         op = _operations(conn)
@@ -151,7 +151,7 @@ def _write_state(conn, schema: TenantSchema, tenant, old_state: dict, archived_n
 def check_schema(tenant) -> None:
     """Raise SchemaMismatch unless the database was migrated to exactly this config's schema and
     has every fw_ system table (with its columns) this version of Formwork defines."""
-    schema = TenantSchema(tenant.model, tenant.field_types)
+    schema = TenantSchema.of(tenant)
     with tenant.db.connect() as conn:
         applied = applied_fingerprint(conn, schema)
         missing = missing_system_parts(conn, schema) if applied is not None else []
@@ -183,7 +183,7 @@ def missing_system_parts(conn, schema: TenantSchema) -> list[str]:
 
 def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
     """Write every archived column and table to a JSON backup file, then drop them."""
-    schema = TenantSchema(tenant.model, tenant.field_types)
+    schema = TenantSchema.of(tenant)
     backup_dir = Path(backup_dir)
     backup_dir.mkdir(parents=True, exist_ok=True)
     stamp = tenant.now().strftime("%Y%m%dT%H%M%SZ")

@@ -153,7 +153,7 @@ class Planner:
         self.ctx = tenant.field_context()
 
     def plan(self) -> Plan:
-        schema = TenantSchema(self.model, self.types)
+        schema = TenantSchema.of(self.tenant)
         with self.tenant.db.connect() as conn:
             state = read_state(conn, schema)
             changes = self._changes(conn, schema, state)

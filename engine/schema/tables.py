@@ -57,11 +57,15 @@ def column_settings(field: Field) -> dict:
 class TenantSchema:
     """The tables of one tenant: system fw_ tables plus one table per entity and subtable."""
 
-    def __init__(self, model: TenantModel, field_types, archived: dict[str, list[sa.Column]] | None = None):
+    def __init__(self, model: TenantModel, field_types, archived: dict[str, list[sa.Column]] | None = None,
+                 hook=None):
         self.model = model
         self.field_types = field_types
         self.metadata = sa.MetaData(naming_convention=NAMING)
         self.system = define_system_tables(self.metadata)
+        if hook is not None:  # plugins' own fw_ tables (formwork_schema_tables)
+            for tables in hook.formwork_schema_tables(metadata=self.metadata, model=model):
+                self.system.update(tables or {})
         self.tables: dict[str, sa.Table] = {}
         for entity in model.all_entities():
             self.tables[entity.table_name] = self._build(entity, (archived or {}).get(entity.table_name, []))
@@ -85,6 +89,11 @@ class TenantSchema:
                 indexes.append(sa.Index(index_name(t, field.column, False), field.column))
         columns.extend(c.copy() if hasattr(c, "copy") else c for c in archived)
         return sa.Table(t, self.metadata, *columns, *indexes)
+
+    @classmethod
+    def of(cls, tenant, archived: dict[str, list[sa.Column]] | None = None) -> "TenantSchema":
+        """The tables of `tenant`'s model, with those its plugins define."""
+        return cls(tenant.model, tenant.field_types, archived, hook=tenant.pm.hook)
 
     def table(self, entity: Entity | str) -> sa.Table:
         name = entity if isinstance(entity, str) else entity.table_name
