@@ -201,3 +201,25 @@ def formwork_web_template_variables(tenant: Any, user: Any) -> dict:
 def formwork_cli_commands() -> list:
     """Return click commands added to the ``formwork`` command line. Installed plugins (the
     ``formwork`` entry-point group) are asked when a verb is not built in, or for ``--help``."""
+
+
+# -- the event stream of committed changes (engine/records/events.py) ------------------------------
+
+@hookspec
+def formwork_records_changed(tenant: Any, events: list, connection: Any) -> None:
+    """A write transaction is about to commit these ``RecordEvent``s (created, updated, deleted,
+    transferred, shared, merged, stage_changed, approval_changed …), in order. Runs inside it:
+    raise to roll the whole write back; write related rows on ``connection``."""
+
+
+@hookspec
+def formwork_records_committed(tenant: Any, events: tuple) -> None:
+    """These events were committed (never called after a rollback): send, enqueue, invalidate caches.
+    A failure here is logged and does not undo the write."""
+
+
+@hookspec
+def formwork_events_durable(tenant: Any) -> list:
+    """Return event names (``<entity>.<type>``, shell patterns such as ``customer.*``) that must not be
+    lost: they are also written to the ``fw_outbox`` table in the write's transaction, so a consumer
+    (webhooks, a queue) can deliver them after a crash."""

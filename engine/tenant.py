@@ -104,12 +104,25 @@ class Tenant:
     def write(self) -> Iterator[sa.Connection]:
         """A write transaction: committed at the end of the block, rolled back on error.
 
-        On SQLite it begins IMMEDIATE, so concurrent writers wait for each other instead of failing.
+        Its events (engine/records/events.py) go to ``formwork_records_changed`` before the commit and
+        to ``formwork_records_committed`` after it, never after a rollback. On SQLite it begins
+        IMMEDIATE, so concurrent writers wait for each other instead of failing.
         """
+        from .records.events import EVENTS_KEY, EventBatch
+
         with self.db.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
+            batch = EventBatch()
+            conn.info[EVENTS_KEY] = batch
+            try:
+                with conn.begin():
+                    yield conn
+                    if batch.events:
+                        self.events.before_commit(conn, batch.events)
+            finally:
+                conn.info.pop(EVENTS_KEY, None)
+        if batch.events:
+            self.events.after_commit(batch.events)
 
     def service(self, name: str):
         """A plugin's service (formwork_tenant_services), built on first use and kept by this tenant."""
@@ -136,6 +149,20 @@ class Tenant:
         from .schema.tables import TenantSchema
 
         return TenantSchema.of(self)
+
+    @cached_property
+    def audit(self):
+        """The audit log: the only writer of fw_audit (engine.records.audit.AuditLog)."""
+        from .records.audit import AuditLog
+
+        return AuditLog(self)
+
+    @cached_property
+    def events(self):
+        """The event stream of committed changes (engine.records.events.EventStream)."""
+        from .records.events import EventStream
+
+        return EventStream(self)
 
     @cached_property
     def records(self):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from engine.errors import ValidationFailed
 from engine.plugins import hookimpl
+from engine.records.events import RecordEvent, emit
 from engine.workflows.pipelines import text as pipeline_text
 
 
@@ -96,9 +97,16 @@ def _entered(tenant, entity, records, user, connection) -> None:
     tenant.pipelines.record_entries(connection, entity, records, user)
     for pipe in tenant.model.pipelines_of(entity.name):
         for rec in records:
+            _stage_event(tenant, pipe, entity, rec, None, user, connection)
             tenant.pm.hook.formwork_workflows_stage_changed(
                 tenant=tenant, pipeline=pipe, entity=entity, record=rec, old_stage=None,
                 new_stage=rec.get(pipe.field), user=user, connection=connection)
+
+
+def _stage_event(tenant, pipe, entity, record, old_stage, user, connection) -> None:
+    emit(connection, RecordEvent("stage_changed", entity.name, record["id"], tenant.now(), getattr(user, "id", None),
+                                 getattr(user, "username", None) or "system",
+                                 data={"pipeline": pipe.name, "from": old_stage, "to": record.get(pipe.field)}))
 
 
 @hookimpl
@@ -127,6 +135,7 @@ def formwork_records_after_update(tenant, entity, record, old, changes, user, co
     for pipe in tenant.model.pipelines_of(entity.name):
         if pipe.field in changes:
             tenant.pipelines.record_move(connection, pipe, record, user)
+            _stage_event(tenant, pipe, entity, record, old.get(pipe.field), user, connection)
             tenant.pm.hook.formwork_workflows_stage_changed(
                 tenant=tenant, pipeline=pipe, entity=entity, record=record, old_stage=old.get(pipe.field),
                 new_stage=record.get(pipe.field), user=user, connection=connection)

@@ -230,7 +230,8 @@ def test_issue2_imported_record_history_shows_its_initial_values(tenant):
 
 
 def test_issue2_audit_json_equals_json_dumps():
-    """The driver path writes an audit row's changes as text pieces: the same text as json.dumps."""
+    """The driver path writes an audit row's changes as text pieces: the same text as the audit log's
+    canonical JSON (json.dumps with sorted keys; RecordInsert puts the fields in name order)."""
     from engine.records.bulk import change_prefix, json_fragment
 
     def audit_json(changes):
@@ -241,7 +242,7 @@ def test_issue2_audit_json_equals_json_dumps():
               Decimal("1.10"), date(2026, 3, 5), ["x", None], {"k": "值"}, [{"qty": 2, "price": "5.00"}]]
     for _ in range(2000):
         changes = {f"f{i}": [None, rng.choice(values)] for i in range(rng.randint(0, 6))}
-        assert audit_json(changes) == json.dumps(changes, ensure_ascii=False, default=str)
+        assert audit_json(changes) == json.dumps(changes, ensure_ascii=False, sort_keys=True, default=str)
 
 
 # ---- compiled expressions (engine/expressions/closures.py) against the tree-walking handlers ----

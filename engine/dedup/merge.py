@@ -12,9 +12,9 @@
 3. every record referencing a merged record — any entity, subtable rows included — is re-pointed to
    the survivor, with an audit row, a version bump and the after_update hook per changed record (a
    survivor's reference to a merged record would point at itself, so it is cleared);
-4. history: each audit row of a merged record is copied onto the survivor (same time, user, action
-   and changes; note "merged from #id"), so the survivor's timeline shows the merged history while
-   the original rows stay untouched (the log is append-only, R43);
+4. history: the survivor's "merge" audit row links the merged records (``_merged`` in its changes),
+   so the survivor's timeline shows their history (engine/records/audit.py `read_history`, note
+   "merged from #id") while their rows stay untouched and are not copied (the log is append-only, R43);
 5. the merged records are deleted through the records service (their delete audit rows keep their
    last state), the survivor is updated with the chosen values, and a "merge" audit row on the
    survivor names the merged ids.
@@ -25,7 +25,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from ..errors import BadRequest
-from ..records.audit import audit_row, write_audit
+from ..records.audit import MERGED_KEY, audit_row
 from ..records.prepare import is_empty
 
 CHILD_KEYS = ("id", "parent_id", "position")
@@ -49,7 +49,6 @@ def merge(tenant, entity, survivor_id, merged_ids, choices: dict | None = None, 
         raise BadRequest("choose at least one record other than the survivor to merge into it")
     records._deny(entity, user, "update")
     records._deny(entity, user, "delete")
-    audit = tenant.schema.system["audit"]
     with tenant.write() as conn:
         survivor = records._fetch_for(conn, entity, survivor_id, user, "update", loc, for_update=True)
         others = []
@@ -58,7 +57,6 @@ def merge(tenant, entity, survivor_id, merged_ids, choices: dict | None = None, 
             records._fetch_for(conn, entity, mid, user, "delete", loc)
         values = _surviving_values(tenant, entity, survivor, others, choices or {}, user)
         moved = _repoint(tenant, conn, entity, survivor_id, merged, user)
-        _copy_history(conn, audit, entity.name, merged, survivor_id)
         for mid in merged:
             records.delete(entity.name, mid, user, locale=loc, connection=conn)
         if values:
@@ -67,8 +65,8 @@ def merge(tenant, entity, survivor_id, merged_ids, choices: dict | None = None, 
         moved_text = ", ".join(f"{k} {n}" for k, n in moved.items() if n)
         note = f"merged {', '.join(f'#{m}' for m in merged)} into #{survivor_id}" + \
             (f" (re-pointed: {moved_text})" if moved_text else "")
-        write_audit(conn, audit, [audit_row(entity.name, survivor_id, "merge", {}, user, note=note,
-                                                      at=tenant.now())])
+        tenant.audit.append(conn, [audit_row(entity.name, survivor_id, "merge", {MERGED_KEY: [None, merged]},
+                                             user, note=note, at=tenant.now())])
         result = records._fetch(conn, entity, survivor_id)
     return {"survivor": records.permissions.mask(entity, user, result), "merged": merged, "moved": moved}
 
@@ -204,16 +202,6 @@ def _repoint(tenant, conn, entity, survivor_id: int, merged: list[int], user) ->
                                 at=now))
         tenant.pm.hook.formwork_records_after_update(tenant=tenant, entity=ent, record=new, old=old,
                                                      changes=changes, user=user, connection=conn)
-    write_audit(conn, tenant.schema.system["audit"], audits)
+    tenant.audit.append(conn, audits)
     return moved
 
-
-def _copy_history(conn, audit, entity_name: str, merged: list[int], survivor_id: int) -> None:
-    rows = conn.execute(sa.select(audit).where(audit.c.entity == entity_name, audit.c.record_id.in_(merged))
-                        .order_by(audit.c.id)).mappings().all()
-    copies = []
-    for r in rows:
-        note = f"merged from #{r['record_id']}" + (f": {r['note']}" if r["note"] else "")
-        copies.append({"at": r["at"], "user_id": r["user_id"], "username": r["username"], "entity": entity_name,
-                       "record_id": survivor_id, "action": r["action"], "changes": r["changes"], "note": note})
-    write_audit(conn, audit, copies)

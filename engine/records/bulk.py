@@ -24,11 +24,11 @@ import sqlalchemy as sa
 from ..fields.base import FieldType
 from ..fields.computed import FormulaType
 
-# json.dumps(changes, ensure_ascii=False, default=str) of audit.audit_row, with its encoder built once.
-AUDIT_JSON = json.JSONEncoder(ensure_ascii=False, default=str).encode
+# audit.canonical_json (sorted keys), with its encoder built once here too.
+AUDIT_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
 # The same text from the C encoder json.dumps uses, made once and without the circular-reference
 # markers (a record's JSON values are trees): about a third cheaper per record.
-_C_AUDIT_JSON = (c_make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, True)
+_C_AUDIT_JSON = (c_make_encoder(None, str, encode_basestring, None, ": ", ", ", True, False, True)
                  if c_make_encoder is not None else None)
 
 
@@ -155,7 +155,7 @@ class RecordInsert:
         self.fields = [(name, *by_name.get(name, (None, None, None)),
                         to_json if child is not None else _method(*typed_by_name[name][::-1], "to_json"), child,
                         change_prefix(name))
-                       for name, _from_db, to_json, child, _stored in plan]
+                       for name, _from_db, to_json, child, _stored in sorted(plan, key=lambda p: p[0])]
         self.owner = (pos["owner"], self.insert.processors["owner"])
         self.department = (pos["department"], self.insert.processors["department"])
         self.audit_id_pos = self.audit.position["record_id"]

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from ..errors import FormworkError, NotFound, ValidationFailed
 from ..i18n import message
 from ..permissions import PermissionDenied
-from .audit import audit_row, write_audit
+from .audit import audit_row
 
 SHARE_ACCESS = ("read", "write")
 
@@ -51,8 +51,7 @@ def transfer(tenant, entity_name: str, ids: Iterable, new_owner, user=None, note
                 owner=target.id, department=target.department, version=old["version"] + 1, updated_at=now,
                 updated_by=getattr(user, "id", None)))
             changes = {"owner": [old["owner"], target.id], "department": [old["department"], target.department]}
-            write_audit(conn, svc.schema.system["audit"],
-                        [audit_row(entity.name, rid, "transfer", changes, user, note=note, at=now)])
+            tenant.audit.append(conn, [audit_row(entity.name, rid, "transfer", changes, user, note=note, at=now)])
             tenant.pm.hook.formwork_records_after_update(
                 tenant=tenant, entity=entity, record={**old, "owner": target.id, "department": target.department,
                                                       "version": old["version"] + 1},
@@ -121,8 +120,7 @@ def share(tenant, entity_name: str, rid, user=None, with_user=None, with_departm
                "created_at": now}
         share_id = conn.execute(shares.insert().values(row).returning(shares.c.id)).scalar_one()
         who = f"user:{target.username}" if target else f"department:{with_department}"
-        write_audit(conn, svc.schema.system["audit"],
-                    [audit_row(entity.name, int(rid), "share", {"shared_with": [None, f"{who} ({access})"]}, user,
+        tenant.audit.append(conn, [audit_row(entity.name, int(rid), "share", {"shared_with": [None, f"{who} ({access})"]}, user,
                                at=now)])
     return share_id
 
@@ -139,8 +137,7 @@ def unshare(tenant, share_id: int, user=None) -> None:
         svc._fetch_for(conn, entity, row["record_id"], user, "transfer", svc._locale(user, None))
         conn.execute(shares.delete().where(shares.c.id == share_id))
         who = f"user:{row['user_id']}" if row["user_id"] else f"department:{row['department']}"
-        write_audit(conn, svc.schema.system["audit"],
-                    [audit_row(entity.name, row["record_id"], "unshare",
+        tenant.audit.append(conn, [audit_row(entity.name, row["record_id"], "unshare",
                                {"shared_with": [f"{who} ({row['access']})", None]}, user,
                                at=tenant.now())])
 

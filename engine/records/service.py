@@ -13,7 +13,7 @@ from ..fields.base import FieldType
 from ..i18n import message
 from ..metadata.model import Entity, Field
 from ..permissions import PermissionDenied, Permissions
-from .audit import audit_row, last_change, read_history, write_audit
+from .audit import audit_row, last_change, read_history
 from .bulk import AUDIT_JSON, RecordInsert, creation_changes, existing_values
 from .prepare import Errors, Preparer, is_empty
 from .query import (cursor_clause, encode_cursor, filter_clause, order_by, parse_filters, parse_sort,
@@ -478,8 +478,7 @@ class RecordsService:
             for sub in entity.subtables():
                 if sub.name in changes:
                     self._replace_children(conn, sub, rid, record[sub.name])
-            write_audit(conn, self.schema.system["audit"],
-                        [audit_row(entity.name, rid, "update", changes, user, at=now)])
+            self.tenant.audit.append(conn, [audit_row(entity.name, rid, "update", changes, user, at=now)])
             new = self._fetch(conn, entity, rid)
             self.tenant.pm.hook.formwork_records_after_update(tenant=self.tenant, entity=entity, record=new, old=old,
                                                               changes=changes, user=user, connection=conn)
@@ -512,7 +511,7 @@ class RecordsService:
             conn.execute(t.delete().where(t.c.id == rid))
             snapshot = {k: [v, None] for k, v in self.to_json(entity.name, old).items()
                         if k not in ("id",) and not is_empty(v)}
-            write_audit(conn, self.schema.system["audit"], [audit_row(entity.name, rid, "delete", snapshot, user,
+            self.tenant.audit.append(conn, [audit_row(entity.name, rid, "delete", snapshot, user,
                                                                                 at=self.tenant.now())])
             self.tenant.pm.hook.formwork_records_after_delete(tenant=self.tenant, entity=entity, record=old,
                                                               user=user, connection=conn)
@@ -781,14 +780,9 @@ class RecordsService:
             changes = [AUDIT_JSON(creation_changes(plan, rec, self._json)) for rec in records]
         for rid, rec in zip(ids, records):
             rec["id"] = rid
-        if fast.ok:
-            fast.audit.run(conn, fast.audit_rows(ids, changes, dict(
-                at=now, user_id=uid, username=getattr(user, "username", None) or "system", entity=entity.name,
-                action=action, note=note)))
-        else:
-            write_audit(conn, self.schema.system["audit"],
-                        [{**audit_row(entity.name, rid, action, {}, user, note=note, at=now), "changes": text}
-                         for rid, text in zip(ids, changes)])
+        self.tenant.audit.append_created(conn, ids, changes, dict(
+            at=now, user_id=uid, username=getattr(user, "username", None) or "system", entity=entity.name,
+            action=action, note=note), fast if fast.ok else None)
         return ids
 
     def _record_insert(self, entity: Entity, dialect) -> RecordInsert:

@@ -109,9 +109,21 @@ def define_system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("row_count", sa.Integer, nullable=False),
         sa.Column("channel", sa.String(20), nullable=False, server_default="cli"),  # cli | web | api
     )
+    outbox = sa.Table(
+        # Events a durable consumer must not lose (formwork_events_durable), written in the change's
+        # transaction; consumers keep their own delivery state by id.
+        "fw_outbox", metadata,
+        id_column(),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("event", sa.String(200), nullable=False),       # <entity>.<type>
+        sa.Column("entity", sa.String(100), nullable=False),
+        sa.Column("record_id", sa.BigInteger),
+        sa.Column("payload", sa.Text, nullable=False),            # the event as canonical JSON
+        sa.Index("ix_fw_outbox_event", "event", "id"),
+    )
     define_dedup_tables(metadata)
     workflow = define_workflow_tables(metadata)
-    return {**workflow, "users": users, "shares": shares, "exports": exports, "tokens": tokens, "login_failures": login_failures, "audit": audit,
+    return {**workflow, "outbox": outbox, "users": users, "shares": shares, "exports": exports, "tokens": tokens, "login_failures": login_failures, "audit": audit,
             "sequences": sequences, "schema_state": schema_state, "config_versions": config_versions}
 
 

@@ -16,7 +16,7 @@ from ..errors import Conflict, Locked, NotFound, ValidationFailed
 from ..i18n import catalogue_text, language
 from ..metadata.model import ApprovalFlow, Entity
 from ..permissions import PermissionDenied
-from ..records.audit import audit_row, write_audit
+from ..records.audit import audit_row
 from .approvers import Directory
 from .pipelines import as_aware
 
@@ -236,7 +236,7 @@ class Approvals:
         if bump and "version" in record:
             record["version"] = conn.execute(sa.select(t.c.version).where(t.c.id == record["id"])).scalar()
         if old != value:
-            write_audit(conn, self._t("audit"), [audit_row(flow.entity, record["id"], "approval", {f: [old, value]},
+            self.tenant.audit.append(conn, [audit_row(flow.entity, record["id"], "approval", {f: [old, value]},
                                                            user, at=self.tenant.now())])
 
     def _audit(self, conn, flow: ApprovalFlow, rid: int, user, event: str, step: int | None = None,
@@ -247,7 +247,7 @@ class Approvals:
             st = flow.steps[step]
             step_label = f" #{step + 1} " + (st.label.get() if st.label else st.approver)
         note = f"{flow.label.get()}{step_label}: {label(EVENT_TEXT, event, None)}" + (f" — {comment}" if comment else "")
-        write_audit(conn, self._t("audit"), [audit_row(flow.entity, rid, "approval", {}, user, note=note,
+        self.tenant.audit.append(conn, [audit_row(flow.entity, rid, "approval", {}, user, note=note,
                                                        at=self.tenant.now())])
 
     def _changed(self, conn, flow, aid: int, event: str, user) -> None:

@@ -404,9 +404,9 @@ class Pipelines:
             conn.execute(c.delete().where(*[c.c[k] == v for k, v in key.items()]))
             if done:
                 conn.execute(c.insert().values(**key, done_by=getattr(user, "id", None), done_at=self.tenant.now()))
-            from ..records.audit import audit_row, write_audit
+            from ..records.audit import audit_row
             label = items[item].get(loc)
-            write_audit(conn, self.tenant.schema.system["audit"], [audit_row(
+            self.tenant.audit.append(conn, [audit_row(
                 pipe.entity, rec["id"], "checklist", {f"{stage.name}:{label}": [not done, done]}, user,
                 at=self.tenant.now())])
         return self.checklist(name, rid, user, locale)

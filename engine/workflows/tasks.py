@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from ..errors import NotFound, ValidationFailed
 from ..i18n import catalogue_text
 from ..permissions import PermissionDenied
-from ..records.audit import audit_row, write_audit
+from ..records.audit import audit_row
 
 TEXTS = {
     "to": {"zh": "请选择协助人（用户或角色）", "en": "Choose who should help (a user or a role)"},
@@ -70,7 +70,7 @@ class Tasks:
                     for h in helpers if h not in have]
             if rows:
                 conn.execute(sh.insert(), rows)
-            write_audit(conn, self.tenant.schema.system["audit"], [audit_row(
+            self.tenant.audit.append(conn, [audit_row(
                 entity.name, record["id"], "help", {}, user, note=f"{to}: {note.strip()}", at=now)])
             self.tenant.notifications.notify(conn, helpers, "help_requested",
                                              {"by": getattr(user, "name", "") or "", "title": title},
@@ -122,7 +122,7 @@ class Tasks:
                 now = self.tenant.now()
                 conn.execute(t.update().where(t.c.id == row["id"]).values(status="done", done_by=user.id, done_at=now))
                 if row["entity"]:
-                    write_audit(conn, self.tenant.schema.system["audit"], [audit_row(
+                    self.tenant.audit.append(conn, [audit_row(
                         row["entity"], row["record_id"], "help_done", {}, user, note=row["note"], at=now)])
                 self.tenant.notifications.notify(conn, [row["created_by"]], "help_done",
                                                  {"by": user.name, "title": row["title"]}, entity=row["entity"],
