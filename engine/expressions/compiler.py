@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import keyword
 import re
 import inspect
 from dataclasses import dataclass, field as dc_field
@@ -255,6 +256,9 @@ def compile_expression(source: Any, entity: Any = None, model: Any = None,
 # columns stay right) and gets its real name back on the parsed node. Strings are skipped.
 _QUOTED_OR_STRING = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`([^`]*)`""")
 _QUOTABLE = re.compile(r"[a-z][a-z0-9_]*")
+# Keywords that are never operators in expressions, so seeing one means a field name was meant.
+_NAMED_KEYWORDS = tuple(k for k in keyword.kwlist if k.islower() and k not in ("and", "or", "not", "in", "is",
+                                                                                "if", "else"))
 
 
 def _unquote_names(text: str) -> tuple[str, set[int]]:
@@ -297,6 +301,8 @@ def _syntax_error(exc: SyntaxError, text: str) -> ExpressionError:
     hint = ""
     if re.search(r"(?<![=!<>])=(?!=)", text):
         hint = "; use == to compare"
+    elif re.search(r"\b(?:" + "|".join(_NAMED_KEYWORDS) + r")\b", re.sub(r"`[^`]*`", "", text)):
+        hint = "; write a field named after a keyword in backticks, as in `from`"
     return ExpressionError(f"syntax error: {msg}{hint} (column {col})", column=col, source=text)
 
 

@@ -52,7 +52,7 @@ SQL2016 = tuple("""
 """.split())
 # More words a CRM admin reaches for: PostgreSQL-only reserved words, and names of wtforms.Form members.
 EVERYDAY = ("comment", "returning", "variadic", "data", "meta", "errors", "process", "validate",
-            "populate_obj")
+            "populate_obj", "sort", "q")
 ENTITY_WORDS = ("lead", "user", "group", "select", "table", "from", "where", "order")
 # Typed fields among the words (every other word is a text field).
 TYPED = {
@@ -178,6 +178,8 @@ def test_security_sql2016_reserved_words_through_web_form_and_api(words, h):
     resp = client.get("/api/v1/order?from=3&sort=-order&select=select-api")
     assert resp.status_code == 200, resp.get_data(as_text=True)
     assert [r["id"] for r in resp.get_json()["items"]] == [made["id"]]
+    resp = client.get("/api/v1/order?sort__eq=sort-api&q__eq=q-api&sort=order")  # list params vs fields
+    assert [r["id"] for r in resp.get_json()["items"]] == [made["id"]], resp.get_data(as_text=True)
     resp = client.get("/api/v1/order?sort=from")
     assert [r["from"] for r in resp.get_json()["items"]] == [1, 3]
     for ent in ENTITY_WORDS[:-1]:
