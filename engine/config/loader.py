@@ -209,7 +209,7 @@ def _first_too_deep(text: str):
             event = loader.get_event()
             if isinstance(event, _OPEN):
                 depth += 1
-                if depth > MAX_DEPTH:
+                if depth > MAX_DEPTH + 1:  # the top-level mapping is level 0, as in _Builder
                     return event.start_mark
             elif isinstance(event, _CLOSE):
                 depth -= 1
