@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from .clock import system_now
 from .fields import FieldContext, FieldTypeRegistry
+from .schema.quoting import quote_every_keyword
 from .plugins import make_plugin_manager
 
 
@@ -55,10 +56,10 @@ def create_db_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION)
                                  else "BEGIN")
 
-        return engine
+        return quote_every_keyword(engine)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return sa.create_engine(url, pool_pre_ping=True)
+    return quote_every_keyword(sa.create_engine(url, pool_pre_ping=True))
 
 
 class Tenant:

@@ -82,7 +82,7 @@ TEN_MISTAKES = [
     (11, 23, "unknown field type 'dat' (did you mean 'date'?)"),               # unknown type
     (12, 37, "to: unknown entity 'company'"),                                  # unknown to: entity
     (13, 41, "options: unknown dictionary 'industries' (did you mean 'industry'?)"),  # unknown dictionary
-    (14, 7, "'select' is a reserved word in SQL"),                              # reserved word
+    (14, 7, "'version' is a system field every record already has"),           # system field name
     (15, 45, "expr: syntax error"),                                             # bad expression
     (16, 43, "expr: the name '__class__' is not allowed"),                      # __class__
     (17, 7, "duplicate key 'founded' (first defined at line 11)"),             # duplicate key
@@ -124,8 +124,8 @@ def test_errors_in_a_template_point_at_the_template():
         "'industri' (did you mean 'industry'?)",
         "tests/fixtures/config/template_errors/template.yaml:10:27: unknown key 'requird' in field "
         "'since' (did you mean 'required'?)",
-        "tests/fixtures/config/template_errors/tenant.yaml:7:7: 'rank' is a reserved word in SQL; "
-        "choose another name",
+        "tests/fixtures/config/template_errors/tenant.yaml:7:7: 'owner' is a system field every record "
+        "already has; choose another name",
     ]
 
 
@@ -490,14 +490,9 @@ def config_with_fields(fields: str, extra: str = "") -> str:
 
 
 @pytest.mark.parametrize("name, message", [
-    ("order", "'order' is a reserved word in SQL"),
-    ("date", "'date' is a reserved word in SQL"),
     ("id", "'id' is a system field"),
     ("created_at", "'created_at' is a system field"),
     ("owner", "'owner' is a system field"),
-    ("position", "'position' is a system field"),
-    ("parent_id", "'parent_id' is a system field"),
-    ("class", "'class' is a keyword of the expression language"),
     ("a__b", "contains '__'"),
 ])
 def test_reserved_and_system_field_names(tmp_path, plugins, name, message):
@@ -506,21 +501,26 @@ def test_reserved_and_system_field_names(tmp_path, plugins, name, message):
     assert where(issue) == ("n.yaml", 6, 7) and message in issue.message
 
 
-def test_reserved_words_cover_postgresql():
-    """Every word SQLAlchemy's PostgreSQL dialect reserves is refused (the list is kept in
-    engine/config/reserved.py so that loading a config does not import every PostgreSQL driver)."""
-    from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
+@pytest.mark.parametrize("name", ["order", "date", "position", "parent_id", "class", "from", "returning"])
+def test_sql_words_and_python_keywords_are_field_names(tmp_path, plugins, name):
+    """SQLAlchemy quotes them; expressions write keywords in backticks (tests/security/test_reserved_words.py)."""
+    path = write(tmp_path, "n.yaml", config_with_fields(f"name: {{type: text}}\n{name}: {{type: text}}\n"))
+    assert issues_of(path, plugins) == []
 
-    from engine.config.reserved import SQL_RESERVED
 
-    assert {w.lower() for w in RESERVED_WORDS} <= SQL_RESERVED
-    assert "variadic" in SQL_RESERVED and "returning" in SQL_RESERVED
+@pytest.mark.parametrize("name, message", [
+    ("position", "'position' is a system field every row already has"),
+    ("parent_id", "'parent_id' is a system field every row already has"),
+])
+def test_subtable_rows_keep_their_system_field_names(tmp_path, plugins, name, message):
+    path = write(tmp_path, "n.yaml", config_with_fields(
+        f"name: {{type: text}}\nlines:\n  type: subtable\n  fields:\n    {name}: {{type: text}}\n"))
+    [issue] = issues_of(path, plugins)
+    assert message in issue.message
 
 
 @pytest.mark.parametrize("entity, message", [
-    ("user", "'user' is a reserved word in SQL"),
     ("fw_users", "may not start with 'fw_'"),
-    ("order", "reserved word"),
 ])
 def test_reserved_entity_names(tmp_path, plugins, entity, message):
     path = write(tmp_path, "e.yaml", MINIMAL.replace("  customer:", f"  {entity}:"))

@@ -12,6 +12,7 @@ class FormworkState:
 
     tenant: object
     schema_problem: str | None = None           # set when the config waits for `formwork migrate`
+    config_errors: list = field(default_factory=list)  # FILE:LINE:COL lines of a bad config on disk
     extra: dict = field(default_factory=dict)
 
 

@@ -5,7 +5,10 @@ from dataclasses import dataclass, field as dc_field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-from wtforms import Field, FieldList, FileField, Form, FormField, StringField, TextAreaField
+from wtforms import Field, FieldList, FileField, FormField, StringField, TextAreaField
+from wtforms.form import BaseForm
+from wtforms.meta import DefaultMeta
+from wtforms.utils import unset_value
 
 from .i18n import label
 
@@ -115,6 +118,31 @@ class ListField(Field):
         self.data = list(value or [])
 
 
+class RecordForm(BaseForm):
+    """A form whose fields are reached only as form[name], never as attributes: a declarative
+    wtforms.Form sets each field as an attribute, so fields named `data`, `meta`, `errors`,
+    `process` or `validate` would replace the form's own members."""
+
+    unbound: dict = {}
+
+    def __init__(self, formdata=None, data=None, prefix: str = "", meta: dict | None = None):
+        meta_obj = DefaultMeta()
+        if meta:
+            meta_obj.update_values(meta)
+        super().__init__(self.unbound, prefix=prefix, meta=meta_obj)
+        self.process(formdata, data=data)
+
+
+class RowForm(FormField):
+    """One subtable row: hands the row's values over as one dict (FormField spreads them as keyword
+    arguments, where row fields named `formdata`, `prefix` or `meta` would clash)."""
+
+    def process(self, formdata, data=unset_value, extra_filters=None):
+        self.object_data = None if data is unset_value else data
+        self.form = self.form_class(formdata=formdata, data=data if isinstance(data, dict) else None,
+                                    prefix=self.name + self.separator, meta={"_parent_form": self._form})
+
+
 def _wt_field(field, choices: Choices, tenant_types):
     # Options are rendered by the templates and checked by the engine, so selects bind as text.
     kind = widget(field)
@@ -125,29 +153,29 @@ def _wt_field(field, choices: Choices, tenant_types):
     if kind == "file":
         return FileField(field.name)
     if kind == "subtable":
-        return FieldList(FormField(row_form_class(field.child, choices, tenant_types)), min_entries=0)
+        return FieldList(RowForm(row_form_class(field.child, choices, tenant_types)), min_entries=0)
     return StringField(field.name)
 
 
 def row_form_class(entity, choices: Choices, tenant_types, writable=None):
-    attrs = {n: _wt_field(f, choices, tenant_types) for n, f in entity.fields.items()
-             if is_editable(f) and (writable is None or writable(f))}
-    return type(f"{entity.table_name}_row", (Form,), attrs)
+    unbound = {n: _wt_field(f, choices, tenant_types) for n, f in entity.fields.items()
+               if is_editable(f) and (writable is None or writable(f))}
+    return type(f"{entity.table_name}_row", (RecordForm,), {"unbound": unbound})
 
 
 def form_class(entity, choices: Choices, tenant_types, writable=None):
-    """A WTForms class with one field per field the user may write (CSRF is checked app-wide).
+    """A RecordForm class with one field per field the user may write (CSRF is checked app-wide).
     `writable(field) -> bool` answers for fields and subtable row fields alike."""
-    attrs = {}
+    unbound = {}
     for n, f in entity.fields.items():
         if not is_editable(f) or (writable is not None and not writable(f)):
             continue
         if widget(f) == "subtable":
-            attrs[n] = FieldList(FormField(row_form_class(f.child, choices, tenant_types, writable)),
-                                 min_entries=0)
+            unbound[n] = FieldList(RowForm(row_form_class(f.child, choices, tenant_types, writable)),
+                                   min_entries=0)
         else:
-            attrs[n] = _wt_field(f, choices, tenant_types)
-    return type(f"{entity.name}_form", (Form,), attrs)
+            unbound[n] = _wt_field(f, choices, tenant_types)
+    return type(f"{entity.name}_form", (RecordForm,), {"unbound": unbound})
 
 
 def input_value(field, value, tz):

@@ -12,6 +12,8 @@ from engine.schema.system import define_system_tables
 
 from .schema_guard import schema_problem
 
+MAX_SHOWN = 20  # errors listed on admin pages; `formwork check` prints them all
+
 
 class ConfigWatcher:
     """Checks, at most every `interval` seconds, whether the config files or the applied schema
@@ -75,8 +77,13 @@ class ConfigWatcher:
         try:
             fresh = Tenant.load(current.config_path, db_url=current.db_url, plugins=current.extra_plugins)
         except ConfigError as exc:
-            self.state.schema_problem = f"the config has {len(exc.issues)} error(s): run `formwork check`"
+            self._refuse([str(i) for i in exc.issues])
             return
+        except Exception as exc:  # noqa: BLE001 - whatever a hostile file triggers, keep the last good config
+            self._refuse([f"{current.config_path}: the config could not be loaded "
+                          f"({type(exc).__name__}: {str(exc)[:200]})"])
+            return
+        self.state.config_errors = []
         if fresh.model.fingerprint == current.model.fingerprint:
             fresh.dispose()
             self.state.schema_problem = None
@@ -89,6 +96,11 @@ class ConfigWatcher:
         self.state.tenant = fresh
         self.state.schema_problem = None
         current.dispose()  # idle connections only; requests still using it finish normally
+
+    def _refuse(self, errors: list[str]) -> None:
+        """Keep serving the last good config; admins see why the file on disk is not used."""
+        self.state.schema_problem = f"the config has {len(errors)} error(s): run `formwork check`"
+        self.state.config_errors = errors[:MAX_SHOWN]
 
 
 def init_app(app, state) -> None:

@@ -46,4 +46,5 @@ def init_app(app) -> None:
             "current_path": request.full_path.rstrip("?"),
             "schema_banner": state().schema_problem if getattr(current_user, "is_admin", False)
             else None,
+            "config_errors": state().config_errors if getattr(current_user, "is_admin", False) else [],
         }

@@ -296,7 +296,7 @@ class ModelBuilder:
             if not isinstance(fraw, dict):
                 continue
             fpath = path + ("fields", fname)
-            self.check_name(fname, "field", fpath)
+            self.check_name(fname, "field" if parent is None else "child_field", fpath)
             fld = self.field(ent, fname, fraw, fpath)
             ent.fields[fname] = fld
             old = fraw.get("renamed_from")

@@ -26,6 +26,7 @@ from .sourcemap import SourceMap
 PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
 MAX_DEPTH = 40       # a tenant config is at most ~10 levels deep
+MAX_FILE_BYTES = 2_000_000  # the sample tenant is ~26 KB; a bigger file is a mistake or an attack
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -94,6 +95,9 @@ def read_yaml(path: str | os.PathLike, display: str | None = None) -> ParsedFile
     if p.is_dir():
         return fail("is a directory, not a YAML file")
     try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:  # refused before reading, so a huge file costs no memory
+            return fail(_too_big(size))
         raw = p.read_bytes()
     except OSError as exc:
         return fail(f"cannot read the file: {exc.strerror or exc}")
@@ -118,8 +122,17 @@ def parse_yaml_text(text: str, display: str, path: Path | None = None) -> Parsed
     def loc(mark) -> SourceLocation:
         return SourceLocation(display, mark.line + 1, mark.column + 1)
 
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        issues.append(ConfigIssue(SourceLocation(display, 1, 1), _too_big(len(text.encode("utf-8", "surrogatepass")))))
+        return ParsedFile(p, display, None, smap, issues)
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
         issues.append(ConfigIssue(SourceLocation(display, 1, 1), "the file is empty"))
+        return ParsedFile(p, display, None, smap, issues)
+
+    deep = _first_too_deep(text)
+    if deep is not None:
+        issues.append(ConfigIssue(loc(deep), f"nested more than {MAX_DEPTH} levels deep "
+                                             f"(a tenant config needs about 10)"))
         return ParsedFile(p, display, None, smap, issues)
 
     loader = _CoreSchemaLoader(text)
@@ -172,6 +185,39 @@ def parse_yaml_text(text: str, display: str, path: Path | None = None) -> Parsed
                                   f"not {describe(data)}"))
         data = None
     return ParsedFile(p, display, data, smap, issues)
+
+
+def _too_big(size: int) -> str:
+    return (f"the file is {size / 1e6:.1f} MB; a tenant config may be at most {MAX_FILE_BYTES / 1e6:g} MB "
+            f"(split it with extends: templates)")
+
+
+_OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _first_too_deep(text: str):
+    """The mark of the first collection nested deeper than MAX_DEPTH, else None.
+
+    PyYAML's composer (and libyaml's, behind CSafeLoader) recurses once per nesting level, so a
+    file of 100 000 '[' overflows the C stack and kills the process; the parser's event stream is
+    iterative, so depth is measured on it before anything is composed."""
+    loader = _CoreSchemaLoader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, _OPEN):
+                depth += 1
+                if depth > MAX_DEPTH + 1:  # the top-level mapping is level 0, as in _Builder
+                    return event.start_mark
+            elif isinstance(event, _CLOSE):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # the composing pass below reports syntax errors with its friendlier wording
+    finally:
+        loader.dispose()
+    return None
 
 
 _FRIENDLY = (

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import keyword
 import re
 import inspect
 from dataclasses import dataclass, field as dc_field
@@ -224,12 +225,15 @@ def compile_expression(source: Any, entity: Any = None, model: Any = None,
     text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
     if "\x00" in text:
         raise ExpressionError("the expression contains a NUL character", source=source)
+    parsable, quoted = _unquote_names(text)
     try:
-        module = ast.parse(text, mode="eval")
+        module = ast.parse(parsable, mode="eval")
     except SyntaxError as exc:
         raise _syntax_error(exc, text) from None
     except (RecursionError, MemoryError):
         raise ExpressionError("the expression is nested too deeply", source=text) from None
+    if quoted:
+        _restore_quoted(module, quoted)
     fns = builtin_functions()
     fns.update(functions or {})
     checker = _Checker(text, entity, model, fns)
@@ -248,6 +252,47 @@ def compile_expression(source: Any, entity: Any = None, model: Any = None,
     )
 
 
+# A field may be named after a Python keyword (an entity `order` with fields `from`, `to`, `in`):
+# written in backticks, `from`, it becomes the same-length identifier _from_ for the parser (so
+# columns stay right) and gets its real name back on the parsed node. Strings are skipped.
+_QUOTED_OR_STRING = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`([^`]*)`""")
+_QUOTABLE = re.compile(r"[a-z][a-z0-9_]*")
+# Keywords that are never operators in expressions, so seeing one means a field name was meant.
+_NAMED_KEYWORDS = tuple(k for k in keyword.kwlist if k.islower() and k not in ("and", "or", "not", "in", "is",
+                                                                                "if", "else"))
+
+
+def _unquote_names(text: str) -> tuple[str, set[int]]:
+    """(text with each `name` as _name_, the UTF-8 offsets where they start, as ast reports them)."""
+    if "`" not in text:
+        return text, set()
+    out: list[str] = []
+    starts: set[int] = set()
+    pos = 0
+    for m in _QUOTED_OR_STRING.finditer(text):
+        if not m.group(0).startswith("`"):
+            continue
+        name = m.group(1)
+        if not _QUOTABLE.fullmatch(name):
+            col = m.start() + 1
+            raise ExpressionError(f"`{name}`: backticks hold one field name, as in `from` or "
+                                  f"customer.`order` (column {col})", column=col, source=text)
+        starts.add(len(text[:m.start()].encode("utf-8")))
+        out.append(text[pos:m.start()] + "_" + name + "_")
+        pos = m.end()
+    return "".join(out) + text[pos:], starts
+
+
+def _restore_quoted(module: ast.AST, starts: set[int]) -> None:
+    """Give the _name_ identifiers made by _unquote_names their field names back."""
+    for node in ast.walk(module):
+        if isinstance(node, ast.Name) and node.col_offset in starts:
+            node.id = node.id[1:-1]
+        elif (isinstance(node, ast.Attribute) and node.end_col_offset is not None
+              and node.end_col_offset - len(node.attr) in starts):
+            node.attr = node.attr[1:-1]
+
+
 def _syntax_error(exc: SyntaxError, text: str) -> ExpressionError:
     msg, col = exc.msg, exc.offset
     if not col or col > len(text):
@@ -257,6 +302,8 @@ def _syntax_error(exc: SyntaxError, text: str) -> ExpressionError:
     hint = ""
     if re.search(r"(?<![=!<>])=(?!=)", text):
         hint = "; use == to compare"
+    elif re.search(r"\b(?:" + "|".join(_NAMED_KEYWORDS) + r")\b", re.sub(r"`[^`]*`", "", text)):
+        hint = "; write a field named after a keyword in backticks, as in `from`"
     return ExpressionError(f"syntax error: {msg}{hint} (column {col})", column=col, source=text)
 
 

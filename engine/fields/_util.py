@@ -12,6 +12,7 @@ from ..errors import FieldValueError
 from ..i18n import language
 from ..metadata.model import Field
 from .base import FieldContext, fail
+from .regex import fullmatches, pattern_problem
 
 NUMERIC_OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "between", "in", "empty", "not_empty")
 TEXT_OPERATORS = ("eq", "ne", "in", "contains", "startswith", "empty", "not_empty")
@@ -126,7 +127,7 @@ def to_str(value: Any) -> str:
 
 def check_pattern(field: Field, text: str, locale: str) -> None:
     """field.pattern must match the whole value; the error is the field's pattern_message if set."""
-    if field.pattern and re.fullmatch(field.pattern, text) is None:
+    if field.pattern and not fullmatches(field.pattern, text):
         if field.pattern_message is not None:
             # The rendered text acts as the message key (engine.i18n.message falls back to the key).
             raise FieldValueError(field.pattern_message.get(locale), {})
@@ -139,12 +140,8 @@ def check_length(text: str, limit: int | None) -> None:
 
 
 def config_pattern_issues(field: Field) -> list[tuple[tuple, str]]:
-    if field.pattern:
-        try:
-            re.compile(field.pattern)
-        except re.error as exc:
-            return [(("pattern",), f"pattern is not a valid regular expression: {exc}")]
-    return []
+    problem = pattern_problem(field.pattern) if field.pattern else None
+    return [(("pattern",), problem)] if problem else []
 
 
 def config_bounds_issues(ftype, field: Field) -> list[tuple[tuple, str]]:

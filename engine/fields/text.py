@@ -11,6 +11,7 @@ from ..metadata.model import Field
 from ._util import (TEXT_OPERATORS, check_length, check_pattern, clean_line, clean_multiline,
                     config_pattern_issues, halfwidth, is_blank, is_zh, truncate)
 from .base import FieldContext, FieldType, fail
+from .regex import fullmatches
 
 DEFAULT_TEXT_LENGTH = 255
 
@@ -45,7 +46,7 @@ class TextType(FieldType):
 
     def demo_value(self, field: Field, faker: Any, ctx: FieldContext) -> Any:
         value = truncate(demo_text(field, faker), self.max_length(field))
-        if field.pattern and not re.fullmatch(field.pattern, value or ""):
+        if field.pattern and not fullmatches(field.pattern, value or ""):
             value = demo_matching(field.pattern, self.max_length(field)) or value
         return value
 
@@ -274,7 +275,7 @@ def demo_matching(pattern: str, max_length: int | None) -> str | None:
         except Exception:  # noqa: BLE001 - lookarounds and other constructs xeger cannot generate
             return None
         candidate = truncate(candidate, max_length)
-        if candidate and re.fullmatch(pattern, candidate):
+        if candidate and fullmatches(pattern, candidate):
             return candidate
     return None
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field as dc_field
 
@@ -11,6 +10,7 @@ import importlib
 import sqlalchemy as sa
 
 from ..errors import FieldValueError
+from ..fields.regex import fullmatches
 from ..metadata.model import Field, Label, Option
 from .system import SYSTEM_PREFIX
 from .tables import TenantSchema, column_settings
@@ -305,8 +305,8 @@ class Planner:
                               detail=(f"now unique; {n} record(s) share a value with another" if n
                                       else "now unique; existing values are all distinct")))
         if f.pattern and f.pattern != old_def.get("pattern"):
-            rx = re.compile(f.pattern)
-            bad = [rid for rid, v in self._values(conn, table, column) if isinstance(v, str) and not rx.fullmatch(v)]
+            bad = [rid for rid, v in self._values(conn, table, column)
+                   if isinstance(v, str) and not fullmatches(f.pattern, v)]
             if bad:
                 out.append(Change("check", DATA, table, f.column, count=len(bad), sample_ids=bad[:SAMPLE_IDS],
                                   detail=f"new pattern; {len(bad)} stored value(s) do not match "
