@@ -84,7 +84,7 @@ class TenantSchema:
             elif field.indexed or field.type in ("reference", "user"):
                 indexes.append(sa.Index(index_name(t, field.column, False), field.column))
         columns.extend(c.copy() if hasattr(c, "copy") else c for c in archived)
-        return sa.Table(t, self.metadata, *columns, *indexes)
+        return sa.Table(t, self.metadata, *columns, *indexes, sqlite_autoincrement=True)
 
     def table(self, entity: Entity | str) -> sa.Table:
         name = entity if isinstance(entity, str) else entity.table_name
