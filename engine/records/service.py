@@ -15,6 +15,7 @@ from ..metadata.model import Entity, Field
 from ..permissions import PermissionDenied, Permissions
 from .audit import audit_row, last_change, read_history, write_audit
 from .bulk import AUDIT_JSON, RecordInsert, creation_changes, existing_values
+from ..schema.storage import sqlite_counter
 from .identity import forget_record
 from .prepare import Errors, Preparer, is_empty
 from .query import (cursor_clause, encode_cursor, filter_clause, order_by, parse_filters, parse_sort,
@@ -1037,13 +1038,6 @@ def allocate_ids(conn: sa.Connection, table: sa.Table, n: int) -> list[int]:
             sa.func.generate_series(1, n))).scalars())
     last = max(conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0, sqlite_counter(conn, table.name))
     return list(range(last + 1, last + n + 1))
-
-
-def sqlite_counter(conn: sa.Connection, table: str) -> int:
-    """The highest id SQLite's AUTOINCREMENT has given out in `table` (0 before the first)."""
-    row = conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).first() \
-        if sa.inspect(conn).has_table("sqlite_sequence") else None
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 def _unique_ids(ids: Iterable) -> list[int]:

@@ -38,6 +38,10 @@ def system_columns(entity: Entity) -> list[sa.Column]:
     ]
 
 
+# How ids and decimals are stored (engine/schema/storage.py): a database of a Formwork that stored them
+# otherwise no longer matches, so it must run `formwork migrate` (which converts it) before use.
+STORAGE = "ids never reused; decimals exact"
+
 # Types stored exactly like another: a select that becomes a pipeline's stage keeps its column.
 SAME_STORAGE = {"stage": "select"}
 
@@ -96,14 +100,15 @@ class TenantSchema:
 
     def fingerprint(self) -> str:
         """A hash of what the database must look like for this model (not labels or rules), and for
-        this version of Formwork: its fw_ system tables count too, so a database migrated before a
-        system table (or a column or index of one) existed no longer matches and asks for migrate."""
+        this version of Formwork: its fw_ system tables and its storage of ids and decimals count too,
+        so a database migrated before a system table (or a column or index of one) existed, or stored
+        by an older Formwork, no longer matches and asks for migrate."""
         shape = []
         for entity in self.model.all_entities():
             shape.append([entity.table_name, sorted(
                 [f.name, column_settings(f), bool(f.unique), bool(f.indexed)]
                 for f in entity.fields.values() if self.field_types.for_field(f).stored)])
-        whole = {"entities": shape, "system": system_shape(self.system_tables())}
+        whole = {"entities": shape, "system": system_shape(self.system_tables()), "storage": STORAGE}
         return hashlib.sha256(json.dumps(whole, sort_keys=True, default=str).encode()).hexdigest()
 
 
