@@ -224,3 +224,26 @@ def old_format(db: Path) -> None:
     con.commit()
     con.execute("PRAGMA writable_schema=OFF")
     con.close()
+
+
+def test_R4_purged_archived_money_is_backed_up_as_the_exact_amount(db_url, tmp_path):
+    from engine.schema.migrate import purge_archived
+
+    path = tmp_path / "money.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    t = Tenant.load(path, db_url=db_url)
+    migrate(t)
+    rec = t.records.create("deal", {"name": "x", "amount": "99999999999999.99", "rate": "-0.0001"})
+    t.dispose()
+    path.write_text(CONFIG.replace("      amount: {type: money, label: Amount}\n", "")
+                    .replace("      rate: {type: decimal, label: Rate}\n", "")
+                    .replace('where: "amount >= 100.5"', 'where: "cost >= 100.5"'), encoding="utf-8")
+    t = Tenant.load(path, db_url=db_url)
+    try:
+        migrate(t)                                     # amount and rate are archived, not dropped
+        backup, dropped = purge_archived(t, tmp_path / "backup")
+        kept = json.loads(backup.read_text(encoding="utf-8"))["columns"]["deal"]
+        assert Decimal(str(kept["amount"][str(rec["id"])])) == Decimal("99999999999999.99")
+        assert Decimal(str(kept["rate"][str(rec["id"])])) == Decimal("-0.0001")
+    finally:
+        t.dispose()

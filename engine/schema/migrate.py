@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from ..errors import FormworkError, SchemaMismatch
 from .plan import Plan, Planner, alembic_ops, applied_fingerprint, convert_column, field_definition, \
     field_from_definition, read_state
-from .storage import batch as batch_of, rebuild
+from .storage import batch as batch_of, exact_read, rebuild
 from .system import SYSTEM_PREFIX
 from .tables import TenantSchema
 
@@ -215,7 +215,8 @@ def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
                 continue
             if col not in {c["name"] for c in insp.get_columns(table)}:
                 continue
-            t = sa.table(table, sa.column("id"), sa.column(col))
+            kept_type = _archived_type(tenant, col, state[(table, col)]["definition"])
+            t = sa.table(table, sa.column("id"), exact_read(conn, table, col, kept_type))
             backup["columns"].setdefault(table, {})[col] = {
                 str(rid): v for rid, v in conn.execute(sa.select(t.c.id, t.c[col]).where(t.c[col].is_not(None)))}
         path.write_text(json.dumps(backup, ensure_ascii=False, default=str, indent=1), encoding="utf-8")
@@ -239,6 +240,16 @@ def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
         for table, col in archived:
             conn.execute(st.delete().where(st.c.table_name == table, st.c.column_name == col))
     return path, dropped
+
+
+def _archived_type(tenant, column: str, definition: dict):
+    """The column type an archived column was written with, so its backup holds values, not storage
+    units (a decimal on SQLite is stored as integer units); None when it cannot be rebuilt."""
+    try:
+        field = field_from_definition(column, definition)
+        return tenant.field_types.for_field(field).column_type(field)
+    except Exception:  # noqa: BLE001 - an unknown or removed field type: back up the stored value
+        return None
 
 
 __all__ = ["migrate", "check_schema", "missing_system_parts", "purge_archived", "MigrationRefused", "SYSTEM_PREFIX"]
