@@ -16,6 +16,7 @@ from faker import Faker
 from engine import hookspecs
 from engine.errors import FieldValueError
 from engine.fields import FieldContext, FieldTypeRegistry
+from engine.fields.exact import ExactDecimal
 from engine.fields.base import ALL_OPERATORS
 from engine.fields.computed import autonumber_period, render_autonumber
 from engine.fields.storage import KEY_RE, LocalFileStorage, StoredFile
@@ -305,7 +306,8 @@ def test_decimal_is_exact_never_float(reg, ctx):
     assert t.coerce(f, "1.23455", ctx) == Decimal("1.2346")  # scale 4, half-up
     assert t.coerce(F("decimal", settings={"scale": 2}), "2.675", ctx) == Decimal("2.68")
     col = t.column_type(F("decimal", settings={"scale": 2}))
-    assert isinstance(col, sa.Numeric) and (col.precision, col.scale) == (18, 2)
+    # NUMERIC(18, 2) on PostgreSQL; integer hundredths on SQLite (engine/fields/exact.py)
+    assert isinstance(col, ExactDecimal) and (col.precision, col.scale) == (18, 2)
     assert t.column_type(f).scale == 4
     assert t.to_json(f, Decimal("1234.5000")) == "1234.5"
     assert t.to_json(f, Decimal("100.0000")) == "100"
@@ -683,7 +685,7 @@ def test_url_adds_https_and_only_allows_http(reg, ctx):
 def test_formula_delegates_to_returns_type(reg, ctx):
     t = reg["formula"]
     money = F("formula", returns="money")
-    assert isinstance(t.column_type(money), sa.Numeric) and t.column_type(money).scale == 2
+    assert isinstance(t.column_type(money), ExactDecimal) and t.column_type(money).scale == 2
     assert t.coerce(money, 1234.565, ctx) == Decimal("1234.57")
     assert t.to_text(money, Decimal("1234.5"), ctx) == "¥1,234.50"
     assert t.to_json(money, Decimal("1234.5")) == "1234.50"
@@ -695,7 +697,7 @@ def test_formula_delegates_to_returns_type(reg, ctx):
     assert t.coerce(F("formula", returns="datetime"), "2026-03-05 14:30", ctx) == \
         datetime(2026, 3, 5, 6, 30, tzinfo=UTC)
     assert t.to_text(F("formula", returns="percent"), Decimal("80"), ctx) == "80%"
-    assert isinstance(t.column_type(F("formula")), sa.Numeric)  # default decimal
+    assert isinstance(t.column_type(F("formula")), ExactDecimal)  # default decimal
     assert t.operators_for(F("formula", returns="text")) == reg["text"].operators
     assert t.operators_for(money) == reg["money"].operators
     assert t.check_config(F("formula", returns="money"), {}) == [(("expr",), "a formula field needs `expr:`")]

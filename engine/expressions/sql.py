@@ -15,6 +15,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from ..clock import system_now
+from ..fields.exact import ExactDecimal, comparable
 from .errors import ExpressionError
 
 _COMPARE = {ast.Eq: "__eq__", ast.NotEq: "__ne__", ast.Lt: "__lt__", ast.LtE: "__le__", ast.Gt: "__gt__",
@@ -119,20 +120,31 @@ class SqlCondition:
             # x not in [...] is unknown (not true) for an empty x, as in the evaluator
             return sa.and_(lhs.is_not(None), sa.not_(clause)) if isinstance(op, ast.NotIn) else clause
         rhs = self._operand(right, table, field, ctx, now)
+        lhs, rhs = comparable(lhs, rhs)
         return getattr(lhs, _COMPARE[type(op)])(rhs)
 
     def _operand(self, node, table, field, ctx, now):
         if isinstance(node, ast.Name):
             return table.c[node.id]
         if isinstance(node, ast.Constant):
-            return sa.literal(self._literal(node.value, field, ctx)) if node.value is not None else sa.null()
+            return self._bound(self._literal(node.value, field, ctx), table, field) if node.value is not None \
+                else sa.null()
         if isinstance(node, ast.UnaryOp):
-            return sa.literal(self._literal(-node.operand.value, field, ctx))
+            return self._bound(self._literal(-node.operand.value, field, ctx), table, field)
         if isinstance(node, ast.Call):
             if node.func.id == "now":
                 return sa.literal(now)
             return sa.literal(now.astimezone(ctx.timezone).date())
         raise self._unsupported(node)
+
+    @staticmethod
+    def _bound(value, table, field):
+        """A literal bound as the compared exact-decimal column's type: on SQLite that column holds
+        integer minor units, and the literal must be scaled the same way."""
+        col = table.c.get(field.column) if field is not None else None
+        if col is not None and isinstance(col.type, ExactDecimal):
+            return sa.literal(value, type_=col.type)
+        return sa.literal(value)
 
     def _literal(self, value, field, ctx):
         """A literal compared with a field takes the field's type, as the evaluator would compare it."""

@@ -24,6 +24,7 @@ from ..metadata.model import Field
 from ._util import (NUMERIC_OPERATORS, check_bounds, config_bounds_issues, grouped, halfwidth,
                     is_blank, is_zh, parse_decimal, parse_int, plain, quantize)
 from .base import FieldContext, FieldType, fail
+from .exact import ExactDecimal
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 THOUSANDS_SCHEMA = {"type": "boolean", "description": "Show thousands separators (default true)."}
@@ -73,7 +74,7 @@ class IntegerType(_NumberType):
 
 
 class DecimalType(_NumberType):
-    """Numeric(18, scale); scale from settings.scale (default 4)."""
+    """Numeric(18, scale) (BIGINT minor units on SQLite, engine/fields/exact.py); scale from settings.scale (default 4)."""
 
     name = "decimal"
     precision = 18
@@ -88,7 +89,7 @@ class DecimalType(_NumberType):
         return int(field.settings.get("scale", self.default_scale))
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
-        return sa.Numeric(self.precision, self.scale(field), asdecimal=True)
+        return ExactDecimal(self.precision, self.scale(field))
 
     def _parse(self, value: Any) -> Decimal:
         return parse_decimal(value)

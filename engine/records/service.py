@@ -15,6 +15,8 @@ from ..metadata.model import Entity, Field
 from ..permissions import PermissionDenied, Permissions
 from .audit import audit_row, last_change, read_history
 from .bulk import AUDIT_JSON, RecordInsert, creation_changes, existing_values
+from ..schema.storage import sqlite_counter
+from .identity import forget_record
 from .prepare import Errors, Preparer, is_empty
 from .query import (cursor_clause, encode_cursor, filter_clause, order_by, parse_filters, parse_sort,
                     search_clause, system_field)
@@ -515,6 +517,7 @@ class RecordsService:
                                                                                 at=self.tenant.now())])
             self.tenant.pm.hook.formwork_records_after_delete(tenant=self.tenant, entity=entity, record=old,
                                                               user=user, connection=conn)
+            forget_record(conn, self.schema.system, entity.name, rid, self.tenant.now())
 
     def create_many(self, entity_name: str, rows: Iterable[Mapping], user=None, locale: str | None = None,
                     skip_invalid: bool = False, dry_run: bool = False, note: str = "import",
@@ -1017,8 +1020,10 @@ class _Nested:
 def allocate_ids(conn: sa.Connection, table: sa.Table, n: int) -> list[int]:
     """Ids for `n` new rows, so a bulk insert can be one executemany (RETURNING would go row by row).
 
-    PostgreSQL draws them from the id column's own sequence; SQLite continues after the highest id,
-    which is safe because every write transaction holds the database's write lock (BEGIN IMMEDIATE).
+    PostgreSQL draws them from the id column's own sequence; SQLite continues after the highest id
+    the table ever had (its AUTOINCREMENT counter, so a deleted newest record's id is not handed out
+    again), which is safe because every write transaction holds the database's write lock (BEGIN
+    IMMEDIATE); inserting them moves that counter on.
     """
     if n == 0:
         return []
@@ -1026,7 +1031,7 @@ def allocate_ids(conn: sa.Connection, table: sa.Table, n: int) -> list[int]:
         seq = sa.func.pg_get_serial_sequence(table.name, "id")
         return list(conn.execute(sa.select(sa.func.nextval(seq)).select_from(
             sa.func.generate_series(1, n))).scalars())
-    last = conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0
+    last = max(conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0, sqlite_counter(conn, table.name))
     return list(range(last + 1, last + n + 1))
 
 

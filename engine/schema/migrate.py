@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from ..errors import FormworkError, SchemaMismatch
 from .plan import Plan, Planner, alembic_ops, applied_fingerprint, convert_column, field_definition, \
     field_from_definition, read_state
+from .storage import batch as batch_of, exact_read, rebuild
 from .system import SYSTEM_PREFIX
 from .tables import TenantSchema
 
@@ -45,13 +46,18 @@ def migrate(tenant, applied_by: str | None = None) -> Plan:
         state = read_state(conn, schema)
         op = _operations(conn)
         archived_now: dict[tuple[str, str], dict] = {}
+        rebuilt: dict[str, list[str]] = {}
+        for change in plan.changes:
+            if change.kind in ("rebuild_table", "exact_decimal"):
+                rebuilt.setdefault(change.table, []).extend([change.column] if change.column else [])
+        rebuild(op, conn, schema, rebuilt)   # first: the renames and retypes below copy these tables
         for change in plan.changes:
             if change.kind == "rename_column":
-                _rename_column(op, conn, change.table, change.data["old"], change.column)
+                _rename_column(op, conn, schema, change.table, change.data["old"], change.column)
                 state.pop((change.table, change.data["old"]), None)
             elif change.kind == "retype_column":
                 old_def = change.data["old"]
-                kept = _retype_column(tenant, op, conn, change.table, change.column, old_def)
+                kept = _retype_column(tenant, op, conn, schema, change.table, change.column, old_def)
                 archived_now[(change.table, kept)] = old_def
         for alembic_op in planner.alembic_diff(conn, schema):
             if _is_applicable(alembic_op, schema):
@@ -95,13 +101,13 @@ def _drop_indexes_on(op: Operations, conn, table: str, column: str) -> None:
             op.drop_index(ix["name"], table_name=table)
 
 
-def _rename_column(op: Operations, conn, table: str, old: str, new: str) -> None:
+def _rename_column(op: Operations, conn, schema: TenantSchema, table: str, old: str, new: str) -> None:
     _drop_indexes_on(op, conn, table, old)
-    with op.batch_alter_table(table) as batch:
+    with batch_of(op, conn, schema, table) as batch:
         batch.alter_column(old, new_column_name=new)
 
 
-def _retype_column(tenant, op: Operations, conn, table: str, column: str, old_def: dict) -> str:
+def _retype_column(tenant, op: Operations, conn, schema: TenantSchema, table: str, column: str, old_def: dict) -> str:
     """Keep the old column under an archived name and fill a new one with converted values."""
     entity = next(e for e in tenant.model.all_entities() if e.table_name == table)
     new_field = entity.fields[column]
@@ -112,7 +118,7 @@ def _retype_column(tenant, op: Operations, conn, table: str, column: str, old_de
         n += 1
         kept = f"{base}_{n}"
     _drop_indexes_on(op, conn, table, column)
-    with op.batch_alter_table(table) as batch:
+    with batch_of(op, conn, schema, table) as batch:
         batch.alter_column(column, new_column_name=kept)
     new_type = tenant.field_types.for_field(new_field).column_type(new_field)
     op.add_column(table, sa.Column(column, new_type, nullable=True))
@@ -204,7 +210,8 @@ def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
                 continue
             if col not in {c["name"] for c in insp.get_columns(table)}:
                 continue
-            t = sa.table(table, sa.column("id"), sa.column(col))
+            kept_type = _archived_type(tenant, col, state[(table, col)]["definition"])
+            t = sa.table(table, sa.column("id"), exact_read(conn, table, col, kept_type))
             backup["columns"].setdefault(table, {})[col] = {
                 str(rid): v for rid, v in conn.execute(sa.select(t.c.id, t.c[col]).where(t.c[col].is_not(None)))}
         path.write_text(json.dumps(backup, ensure_ascii=False, default=str, indent=1), encoding="utf-8")
@@ -220,7 +227,7 @@ def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
         for table, cols in by_table.items():
             for col in cols:
                 _drop_indexes_on(op, conn, table, col)
-            with op.batch_alter_table(table) as batch:
+            with batch_of(op, conn, schema, table) as batch:
                 for col in cols:
                     batch.drop_column(col)
             dropped.extend(f"{table}.{c}" for c in cols)
@@ -228,6 +235,16 @@ def purge_archived(tenant, backup_dir: str | Path) -> tuple[Path, list[str]]:
         for table, col in archived:
             conn.execute(st.delete().where(st.c.table_name == table, st.c.column_name == col))
     return path, dropped
+
+
+def _archived_type(tenant, column: str, definition: dict):
+    """The column type an archived column was written with, so its backup holds values, not storage
+    units (a decimal on SQLite is stored as integer units); None when it cannot be rebuilt."""
+    try:
+        field = field_from_definition(column, definition)
+        return tenant.field_types.for_field(field).column_type(field)
+    except Exception:  # noqa: BLE001 - an unknown or removed field type: back up the stored value
+        return None
 
 
 __all__ = ["migrate", "check_schema", "missing_system_parts", "purge_archived", "MigrationRefused", "SYSTEM_PREFIX"]

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from ..errors import FieldValueError
 from ..fields.regex import fullmatches
 from ..metadata.model import Field, Label, Option
+from .storage import exact_read, storage_changes
 from .system import SYSTEM_PREFIX
 from .tables import TenantSchema, column_settings
 
@@ -41,6 +42,7 @@ class Change:
 
     kind: str          # create_table add_column rename_column retype_column archive_column archive_table
     # restore_column add_index drop_index check (a data check attached to an unchanged column)
+    # rebuild_table exact_decimal (SQLite storage of an older Formwork: engine/schema/storage.py)
     # record_version (nothing to change but the recorded schema version)
     category: str      # additive | archiving | renaming | data-dependent
     table: str
@@ -195,6 +197,9 @@ class Planner:
             changes.append(Change("create_table", ADDITIVE, "formwork system tables",
                                   detail=", ".join(sorted(system_new))))
         changes.extend(self._system_table_changes(conn, schema, diff, set(system_new)))
+        created = {op.table_name for op in diff if isinstance(op, alembic_ops.CreateTableOp)}
+        changes.extend(Change(kind, DATA, table, column, detail=detail, count=n, blocking=blocking)
+                       for kind, table, column, n, detail, blocking in storage_changes(conn, schema, created))
         for op in diff:
             if isinstance(op, alembic_ops.CreateTableOp) and op.table_name in entities:
                 ent = entities[op.table_name]
@@ -388,7 +393,10 @@ class Planner:
         return self._ids_where(conn, t, t.c[column].in_(dup_values))
 
     def _values(self, conn, table, column):
-        t = sa.table(table, sa.column("id"), sa.column(column))
+        entity = next((e for e in self.model.all_entities() if e.table_name == table), None)
+        f = entity.fields.get(column) if entity is not None else None
+        type_ = self.types.for_field(f).column_type(f) if f is not None and self.types.for_field(f).stored else None
+        t = sa.table(table, sa.column("id"), exact_read(conn, table, column, type_))
         yield from conn.execute(sa.select(t.c.id, t.c[column]).where(t.c[column].is_not(None)).order_by(t.c.id))
 
 
@@ -400,7 +408,7 @@ def convert_column(types, ctx, conn, table: str, old_field: Field, new_field: Fi
     old_t, new_t = types.for_field(old_field), types.for_field(new_field)
     failures, converted, total = [], [], 0
     col = old_field.column if not new_field.renamed_from else old_field.column
-    t = sa.table(table, sa.column("id"), sa.column(col))
+    t = sa.table(table, sa.column("id"), exact_read(conn, table, col, old_t.column_type(old_field)))
     for rid, raw in conn.execute(sa.select(t.c.id, t.c[col]).where(t.c[col].is_not(None)).order_by(t.c.id)):
         total += 1
         try:

@@ -13,8 +13,25 @@ def id_column() -> sa.Column:
                      autoincrement=True)
 
 
+def never_reused(table: sa.Table) -> sa.Table:
+    """SQLite AUTOINCREMENT for a table with an id: without it SQLite hands a deleted row's id (the
+    highest) to the next row, and whatever refers to that id (shares, approvals, audit) goes with it.
+    PostgreSQL's sequences never give an id twice."""
+    if "id" in table.c and table.c.id.primary_key:
+        table.dialect_options["sqlite"]["autoincrement"] = True
+    return table
+
+
 def define_system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     """Add the fw_ tables to `metadata` and return them by short name."""
+    tables = _define_system_tables(metadata)
+    for t in metadata.tables.values():
+        if t.name.startswith(SYSTEM_PREFIX):
+            never_reused(t)
+    return tables
+
+
+def _define_system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     users = sa.Table(
         "fw_users", metadata,
         id_column(),

@@ -7,7 +7,7 @@ import json
 import sqlalchemy as sa
 
 from ..metadata.model import Entity, Field, TenantModel
-from .system import SYSTEM_PREFIX, define_system_tables, id_column
+from .system import SYSTEM_PREFIX, define_system_tables, id_column, never_reused
 
 NAMING = {"ix": "ix_%(table_name)s_%(column_0_name)s"}
 
@@ -38,6 +38,10 @@ def system_columns(entity: Entity) -> list[sa.Column]:
     ]
 
 
+# How ids and decimals are stored (engine/schema/storage.py): a database of a Formwork that stored them
+# otherwise no longer matches, so it must run `formwork migrate` (which converts it) before use.
+STORAGE = "ids never reused; decimals exact"
+
 # Types stored exactly like another: a select that becomes a pipeline's stage keeps its column.
 SAME_STORAGE = {"stage": "select"}
 
@@ -65,7 +69,7 @@ class TenantSchema:
         self.system = define_system_tables(self.metadata)
         if hook is not None:  # plugins' own fw_ tables (formwork_schema_tables)
             for tables in hook.formwork_schema_tables(metadata=self.metadata, model=model):
-                self.system.update(tables or {})
+                self.system.update({key: never_reused(t) for key, t in (tables or {}).items()})
         self.tables: dict[str, sa.Table] = {}
         for entity in model.all_entities():
             self.tables[entity.table_name] = self._build(entity, (archived or {}).get(entity.table_name, []))
@@ -88,7 +92,7 @@ class TenantSchema:
             elif field.indexed or field.type in ("reference", "user"):
                 indexes.append(sa.Index(index_name(t, field.column, False), field.column))
         columns.extend(c.copy() if hasattr(c, "copy") else c for c in archived)
-        return sa.Table(t, self.metadata, *columns, *indexes)
+        return sa.Table(t, self.metadata, *columns, *indexes, sqlite_autoincrement=True)
 
     @classmethod
     def of(cls, tenant, archived: dict[str, list[sa.Column]] | None = None) -> "TenantSchema":
@@ -105,14 +109,15 @@ class TenantSchema:
 
     def fingerprint(self) -> str:
         """A hash of what the database must look like for this model (not labels or rules), and for
-        this version of Formwork: its fw_ system tables count too, so a database migrated before a
-        system table (or a column or index of one) existed no longer matches and asks for migrate."""
+        this version of Formwork: its fw_ system tables and its storage of ids and decimals count too,
+        so a database migrated before a system table (or a column or index of one) existed, or stored
+        by an older Formwork, no longer matches and asks for migrate."""
         shape = []
         for entity in self.model.all_entities():
             shape.append([entity.table_name, sorted(
                 [f.name, column_settings(f), bool(f.unique), bool(f.indexed)]
                 for f in entity.fields.values() if self.field_types.for_field(f).stored)])
-        whole = {"entities": shape, "system": system_shape(self.system_tables())}
+        whole = {"entities": shape, "system": system_shape(self.system_tables()), "storage": STORAGE}
         return hashlib.sha256(json.dumps(whole, sort_keys=True, default=str).encode()).hexdigest()
 
 
