@@ -46,7 +46,7 @@ def legacy_fingerprint(t) -> str:
     shape = []
     for entity in t.model.all_entities():
         shape.append([entity.table_name, sorted(
-            [f.name, column_settings(f), bool(f.unique), bool(f.indexed)]
+            [f.name, column_settings(f, t.field_types), bool(f.unique), bool(f.indexed)]
             for f in entity.fields.values() if t.field_types.for_field(f).stored)])
     return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -19,7 +19,7 @@ def entity_order(model) -> list[Entity]:
     for ent in model.entities.values():
         targets = set()
         for e in [ent, *[f.child for f in ent.subtables()]]:
-            targets |= {f.to for f in e.fields.values() if f.type == "reference" and f.to != ent.name}
+            targets |= {f.to for f in e.fields.values() if f.to and f.to != ent.name}
         deps[ent.name] = targets
     order, done = [], set()
 
@@ -72,14 +72,14 @@ class DemoGenerator:
                 continue
             if f.child is not None:
                 out[f.name] = [self.values(f.child) for _ in range(self.random.randint(1, 4))]
-            elif f.type == "reference":
+            elif ftype.links_to == "record":
                 ids = self.existing_ids(f.to)
                 if ids and (f.required or self.random.random() < 0.8):
                     out[f.name] = self.random.choice(ids)
-            elif f.type == "user":
+            elif ftype.links_to == "user":
                 if self.user_ids:
                     out[f.name] = self.random.choice(self.user_ids)
-            elif f.type in ("date", "datetime") and not _is_birthday(f):
+            elif ftype.temporal and not _is_birthday(f):
                 out[f.name] = self.when(f, late)
             else:
                 v = ftype.demo_value(f, self.faker, self.ctx)

@@ -41,6 +41,19 @@ class FieldType:
     sortable: ClassVar[bool] = True
     # JSON Schema properties of the type-specific keys it accepts (merged into the config schema).
     settings_schema: ClassVar[dict] = {}
+    # Capabilities: what the core, the API description and analytics may do with a field of this type
+    # (the core asks these instead of testing type names; a plugin's type declares its own).
+    json_type: ClassVar[dict] = {"type": "string"}   # the JSON Schema of a value in API JSON
+    aggregations: ClassVar[tuple[str, ...]] = ("count", "count_distinct")
+    groupable: ClassVar[bool] = False         # a dimension of a chart or report
+    numeric: ClassVar[bool] = False           # a quantity: right-aligned, totalled
+    search: ClassVar[str | None] = None       # quick search: "text" (contains) or "phone" (normalised)
+    widget: ClassVar[str] = "text"            # the form input
+    links_to: ClassVar[str | None] = None     # "record" (field.to), "user" or "department"
+    indexed: ClassVar[bool] = False           # its column is indexed (look-ups by reference)
+    unique: ClassVar[bool] = False            # its column is unique (autonumbers)
+    temporal: ClassVar[bool] = False          # a date or time (periods, date buckets)
+    storage_name: ClassVar[str | None] = None  # stored exactly like that type (its column is kept)
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         raise NotImplementedError
@@ -83,6 +96,35 @@ class FieldType:
     def demo_value(self, field: Field, faker: Any, ctx: FieldContext) -> Any:
         """A plausible value for demo data (None: leave empty)."""
         return None
+
+    # -- capabilities of a particular field (a formula's are those of the type it returns) ----------
+
+    def json_schema(self, field: Field) -> dict:
+        """The JSON Schema of this field's value in API JSON (null when empty)."""
+        return {"anyOf": [dict(self.json_type), {"type": "null"}]}
+
+    def aggregations_for(self, field: Field) -> tuple[str, ...]:
+        return self.aggregations
+
+    def groupable_for(self, field: Field) -> bool:
+        return self.groupable
+
+    def numeric_for(self, field: Field) -> bool:
+        return self.numeric
+
+    def temporal_for(self, field: Field) -> bool:
+        return self.temporal
+
+    def target(self, field: Field) -> str | None:
+        """What a value points to: the entity name for a record link, "user" or "department"."""
+        return field.to if self.links_to == "record" else self.links_to
+
+    def column_settings(self, field: Field) -> dict:
+        """What shapes the field's column (kept in fw_schema_state): a change to any of it is a retype."""
+        out = {"type": self.storage_name or self.name}
+        if "scale" in field.settings:
+            out["scale"] = field.settings["scale"]
+        return out
 
     # -- conveniences (extensions; subclasses rarely override them) --------------------------------
 

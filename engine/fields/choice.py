@@ -64,6 +64,12 @@ def _options_issues(field: Field, raw: dict) -> list[tuple[tuple, str]]:
 class SelectType(FieldType):
     name = "select"
     operators = ("eq", "ne", "in", "empty", "not_empty")
+    groupable = True
+    widget = "select"
+
+    def json_schema(self, field: Field) -> dict:
+        values = field.option_values() if field.options is not None else []
+        return {"anyOf": [{"type": "string", "enum": list(values)}, {"type": "null"}]}
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         return sa.String(100)
@@ -100,6 +106,12 @@ class MultiSelectType(FieldType):
     name = "multiselect"
     operators = ("contains", "empty", "not_empty")
     sortable = False
+    widget = "multiselect"
+    aggregations = ("count",)
+
+    def json_schema(self, field: Field) -> dict:
+        values = field.option_values() if field.options is not None else []
+        return {"type": "array", "items": {"type": "string", "enum": list(values)}, "uniqueItems": True}
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         return sa.Text()
@@ -184,6 +196,7 @@ class StageType(SelectType):
     """
 
     name = "stage"
+    storage_name = "select"      # a select that becomes a pipeline's stage keeps its column
 
     def check_config(self, field: Field, raw: dict) -> list[tuple[tuple, str]]:
         return []  # its options come from the pipeline; engine/workflows/config.py checks it has one

@@ -49,6 +49,27 @@ class FormulaType(FieldType):
     def delegate(self, field: Field) -> FieldType:
         return FORMULA_RETURNS[self.returns(field)]
 
+    def json_schema(self, field: Field) -> dict:
+        return {**self.delegate(field).json_schema(field), "readOnly": True}
+
+    def aggregations_for(self, field: Field) -> tuple[str, ...]:
+        return self.delegate(field).aggregations_for(field)
+
+    def groupable_for(self, field: Field) -> bool:
+        return self.delegate(field).groupable_for(field)
+
+    def numeric_for(self, field: Field) -> bool:
+        return self.delegate(field).numeric_for(field)
+
+    def temporal_for(self, field: Field) -> bool:
+        return self.delegate(field).temporal_for(field)
+
+    def column_settings(self, field: Field) -> dict:
+        out = {**FieldType.column_settings(self, field), "returns": field.returns}
+        if field.max_length:
+            out["max_length"] = field.max_length
+        return out
+
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         return self.delegate(field).column_type(field)
 
@@ -175,6 +196,8 @@ class AutonumberType(FieldType):
     name = "autonumber"
     computed = True
     operators = TEXT_OPERATORS
+    unique = True
+    search = "text"
 
     @staticmethod
     def format_of(field: Field) -> str:

@@ -55,6 +55,10 @@ class FileType(FieldType):
     name = "file"
     operators = ("empty", "not_empty")
     sortable = False
+    aggregations = ("count",)
+    widget = "file"
+    json_type = {"type": "object", "properties": {"name": {"type": "string"}, "size": {"type": "integer"},
+                                                   "content_type": {"type": "string"}, "url": {"type": "string"}}}
     settings_schema = {
         "max_size": {"type": "integer", "minimum": 1,
                      "description": "Largest accepted file in bytes (default 10 MiB)."},

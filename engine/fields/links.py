@@ -48,6 +48,11 @@ def _read_id(value: Any, key: str, resolve) -> int:
 class ReferenceType(FieldType):
     name = "reference"
     operators = ID_OPERATORS
+    links_to = "record"
+    indexed = True
+    groupable = True
+    widget = "reference"
+    json_type = {"type": "integer", "minimum": 1}
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         return sa.BigInteger()
@@ -76,6 +81,11 @@ class ReferenceType(FieldType):
 class UserType(FieldType):
     name = "user"
     operators = ID_OPERATORS
+    links_to = "user"
+    indexed = True
+    groupable = True
+    widget = "user"
+    json_type = {"type": "integer", "minimum": 1}
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         return sa.BigInteger()
@@ -101,6 +111,9 @@ class DepartmentType(FieldType):
 
     name = "department"
     operators = ("eq", "ne", "in", "startswith", "empty", "not_empty")
+    links_to = "department"
+    groupable = True
+    widget = "department"
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         return sa.String(100)

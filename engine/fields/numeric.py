@@ -32,6 +32,9 @@ THOUSANDS_SCHEMA = {"type": "boolean", "description": "Show thousands separators
 
 class _NumberType(FieldType):
     operators = NUMERIC_OPERATORS
+    numeric = True
+    aggregations = ("count", "count_distinct", "sum", "avg", "min", "max")
+    widget = "number"
 
     def validate(self, field: Field, value: Any, ctx: FieldContext) -> None:
         check_bounds(self, field, value, ctx)
@@ -42,6 +45,7 @@ class _NumberType(FieldType):
 
 class IntegerType(_NumberType):
     name = "integer"
+    json_type = {"type": "integer"}
     settings_schema = {"thousands_separator": THOUSANDS_SCHEMA}
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
@@ -77,6 +81,7 @@ class DecimalType(_NumberType):
     """Numeric(18, scale) (BIGINT minor units on SQLite, engine/fields/exact.py); scale from settings.scale (default 4)."""
 
     name = "decimal"
+    json_type = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}   # exact: decimals travel as text
     precision = 18
     default_scale = 4
     settings_schema = {
@@ -237,6 +242,9 @@ class BooleanType(FieldType):
 
     name = "boolean"
     operators = ("eq", "ne", "empty", "not_empty")
+    json_type = {"type": "boolean"}
+    groupable = True
+    widget = "checkbox"
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         return sa.Boolean()

@@ -150,6 +150,8 @@ def phone_number_type(stored: str) -> int | None:
 class PhoneType(FieldType):
     name = "phone"
     operators = TEXT_OPERATORS
+    search = "phone"
+    widget = "tel"
     settings_schema = {
         "kind": {"enum": [ANY, MOBILE, LANDLINE],
                  "description": "mobile or landline keeps contact channels distinct (default any)."},

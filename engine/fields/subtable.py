@@ -19,6 +19,12 @@ class SubtableType(FieldType):
     stored = False
     operators = ()
     sortable = False
+    aggregations = ()
+    widget = "subtable"
+    json_type = {"type": "array", "items": {"type": "object"}}
+
+    def json_schema(self, field: Field) -> dict:
+        return dict(self.json_type)
 
     def column_type(self, field: Field):
         return None  # no column on the parent's table; the child table is built from field.child

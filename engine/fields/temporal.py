@@ -44,6 +44,11 @@ def _make_date(value: Any, y: str, m: str, d: str) -> date:
 class DateType(FieldType):
     name = "date"
     operators = DATE_OPERATORS
+    temporal = True
+    groupable = True                      # by day, week, month, quarter or year
+    aggregations = ("count", "count_distinct", "min", "max")
+    widget = "date"
+    json_type = {"type": "string", "format": "date"}
     settings_schema = {
         "display": {"enum": ["short", "long"],
                     "description": "short: 2026-03-05 (default); long: 2026年3月5日 / 5 March 2026."},
@@ -120,6 +125,11 @@ def _aware_utc(value: datetime, tz) -> datetime:
 class DateTimeType(FieldType):
     name = "datetime"
     operators = DATE_OPERATORS
+    temporal = True
+    groupable = True
+    aggregations = ("count", "count_distinct", "min", "max")
+    widget = "datetime"
+    json_type = {"type": "string", "format": "date-time"}
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         return sa.DateTime(timezone=True)

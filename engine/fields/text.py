@@ -21,6 +21,15 @@ class TextType(FieldType):
 
     name = "text"
     operators = TEXT_OPERATORS
+    search = "text"
+    groupable = True
+    json_type = {"type": "string"}
+
+    def column_settings(self, field: Field) -> dict:
+        out = super().column_settings(field)
+        if field.max_length:
+            out["max_length"] = field.max_length
+        return out
 
     def max_length(self, field: Field) -> int | None:
         return field.max_length or DEFAULT_TEXT_LENGTH
@@ -57,6 +66,12 @@ class TextareaType(TextType):
     name = "textarea"
     operators = ("contains", "empty", "not_empty")
     sortable = False
+    search = None
+    groupable = False
+    widget = "textarea"
+
+    def column_settings(self, field: Field) -> dict:
+        return FieldType.column_settings(self, field)
 
     def max_length(self, field: Field) -> int | None:
         return field.max_length
@@ -108,6 +123,9 @@ class EmailType(FieldType):
 
     name = "email"
     operators = TEXT_OPERATORS
+    search = "text"
+    json_type = {"type": "string", "format": "email"}
+    widget = "email"
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         return sa.String(254)
@@ -157,6 +175,9 @@ class UrlType(FieldType):
     """
 
     name = "url"
+    search = "text"
+    json_type = {"type": "string", "format": "uri"}
+    widget = "url"
     operators = TEXT_OPERATORS
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
@@ -224,6 +245,7 @@ class WechatType(FieldType):
 
     name = "wechat"
     operators = TEXT_OPERATORS
+    search = "text"
 
     def column_type(self, field: Field) -> sa.types.TypeEngine:
         return sa.String(64)

@@ -274,4 +274,4 @@ class TenantModel:
     def referencing(self, target: str) -> list[tuple[Entity, Field]]:
         """Every (entity, field) that holds a reference to `target`, subtables included."""
         return [(e, f) for e in self.all_entities() for f in e.fields.values()
-                if f.type == "reference" and f.to == target]
+                if f.to == target]   # only a record link has `to:`

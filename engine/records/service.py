@@ -297,7 +297,7 @@ class RecordsService:
                 raise BadRequest(f"unknown filter field '{f.field.name}' on {entity.name}")
             conds.append(filter_clause(t, f, self.types))
         if search:
-            clause = search_clause(entity, t, search, visible)
+            clause = search_clause(entity, t, search, visible, self.types)
             if clause is not None:
                 conds.append(clause)
         return t, conds
@@ -356,7 +356,8 @@ class RecordsService:
                 if not self.permissions.can(entity, user, "read"):
                     continue
                 t = self.schema.table(entity)
-                clause = search_clause(entity, t, text, self.permissions.visible_fields(entity, user))
+                clause = search_clause(entity, t, text, self.permissions.visible_fields(entity, user),
+                                       self.types)
                 if clause is None:
                     continue
                 conds = [clause]

@@ -146,7 +146,7 @@ def _write_state(conn, schema: TenantSchema, tenant, old_state: dict, archived_n
     for entity in tenant.model.all_entities():
         for f in entity.fields.values():
             if tenant.field_types.for_field(f).stored:
-                rows[(entity.table_name, f.column)] = (f.type, "active", field_definition(f))
+                rows[(entity.table_name, f.column)] = (f.type, "active", field_definition(f, tenant.field_types))
     conn.execute(t.delete())
     conn.execute(t.insert(), [
         {"table_name": table, "column_name": col, "field_type": ftype, "status": status,

@@ -121,9 +121,9 @@ def applied_fingerprint(conn: sa.Connection, schema: TenantSchema) -> str | None
     return row[0] if row else None
 
 
-def field_definition(field: Field) -> dict:
+def field_definition(field: Field, field_types) -> dict:
     """What the plan compares between the applied and the new config for one column."""
-    return {**column_settings(field), "required": field.required, "unique": field.unique,
+    return {**column_settings(field, field_types), "required": field.required, "unique": field.unique,
             "pattern": field.pattern, "min": _jsonable(field.min), "max": _jsonable(field.max),
             "options": field.option_values() if field.options is not None else None, "to": field.to,
             "format": field.format, "label": field.label.get()}
@@ -284,9 +284,9 @@ class Planner:
         if st is None:
             return []
         old_def = st["definition"]
-        new_def = field_definition(f)
+        new_def = field_definition(f, self.types)
         out: list[Change] = []
-        if column_settings(field_from_definition(f.name, old_def)) != column_settings(f):
+        if column_settings(field_from_definition(f.name, old_def), self.types) != column_settings(f, self.types):
             out.append(self._retype(conn, schema, ent, f, old_def))
             return out
         return self._constraint_checks(conn, schema, ent, f, st, f.column, old_def, new_def)
@@ -294,7 +294,7 @@ class Planner:
     def _constraint_checks(self, conn, schema, ent, f: Field, st, column: str, old_def=None,
                            new_def=None) -> list[Change]:
         old_def = old_def or (st or {}).get("definition") or {}
-        new_def = new_def or field_definition(f)
+        new_def = new_def or field_definition(f, self.types)
         table = ent.table_name
         out = []
         if new_def["required"] and not old_def.get("required"):
@@ -346,7 +346,7 @@ class Planner:
         failures, total = convert_column(self.types, self.ctx, conn, ent.table_name, old_field, f)
         bad = [rid for rid, _ in failures]
         desc = f"{old_def['type']} → {f.type}" if old_def["type"] != f.type else \
-            f"{f.type} column settings change ({_settings_diff(old_def, column_settings(f))})"
+            f"{f.type} column settings change ({_settings_diff(old_def, column_settings(f, self.types))})"
         if bad:
             reasons = "; ".join(f"id {rid}: {msg}" for rid, msg in failures[:SAMPLE_IDS])
             detail = f"{desc}; {len(bad)} of {total} value(s) will not convert ({reasons})"

@@ -6,6 +6,7 @@ import json
 
 import sqlalchemy as sa
 
+from ..fields.base import FieldType
 from ..metadata.model import Entity, Field, TenantModel
 from .system import SYSTEM_PREFIX, define_system_tables, id_column, never_reused
 
@@ -42,20 +43,17 @@ def system_columns(entity: Entity) -> list[sa.Column]:
 # otherwise no longer matches, so it must run `formwork migrate` (which converts it) before use.
 STORAGE = "ids never reused; decimals exact"
 
-# Types stored exactly like another: a select that becomes a pipeline's stage keeps its column.
-SAME_STORAGE = {"stage": "select"}
+def column_settings(field: Field, field_types) -> dict:
+    """What shapes the field's column (its type's ``column_settings``): a change to any of it is a
+    retype. A type the registry no longer knows (a removed plugin's) is described by name and scale."""
+    if field.type in field_types:
+        return field_types[field.type].column_settings(field)
+    return FieldType.column_settings(_Unknown(field.type), field)
 
 
-def column_settings(field: Field) -> dict:
-    """The field keys that shape its column: a change to any of them is a retype."""
-    out = {"type": SAME_STORAGE.get(field.type, field.type)}
-    if field.type == "formula":
-        out["returns"] = field.returns
-    if field.max_length and field.type in ("text", "formula"):
-        out["max_length"] = field.max_length
-    if "scale" in field.settings:
-        out["scale"] = field.settings["scale"]
-    return out
+class _Unknown(FieldType):
+    def __init__(self, name: str):
+        self.name = name
 
 
 class TenantSchema:
@@ -87,9 +85,9 @@ class TenantSchema:
             if not ftype.stored:
                 continue
             columns.append(sa.Column(field.column, ftype.column_type(field), nullable=True))
-            if field.unique or field.type == "autonumber":
+            if field.unique or ftype.unique:
                 indexes.append(sa.Index(index_name(t, field.column, True), field.column, unique=True))
-            elif field.indexed or field.type in ("reference", "user"):
+            elif field.indexed or ftype.indexed:
                 indexes.append(sa.Index(index_name(t, field.column, False), field.column))
         columns.extend(c.copy() if hasattr(c, "copy") else c for c in archived)
         return sa.Table(t, self.metadata, *columns, *indexes, sqlite_autoincrement=True)
@@ -115,7 +113,7 @@ class TenantSchema:
         shape = []
         for entity in self.model.all_entities():
             shape.append([entity.table_name, sorted(
-                [f.name, column_settings(f), bool(f.unique), bool(f.indexed)]
+                [f.name, column_settings(f, self.field_types), bool(f.unique), bool(f.indexed)]
                 for f in entity.fields.values() if self.field_types.for_field(f).stored)])
         whole = {"entities": shape, "system": system_shape(self.system_tables()), "storage": STORAGE}
         return hashlib.sha256(json.dumps(whole, sort_keys=True, default=str).encode()).hexdigest()
