@@ -95,8 +95,14 @@ def test_security_each_database_gets_its_own_tenant_id(tenant, twin):
 
     before = tenant.instance_id
     migrate(tenant)  # a later migrate keeps the id, so sessions survive upgrades
-    tenant.__dict__.pop("instance_id", None)
     assert tenant.instance_id == before
+    from engine.tenant import Tenant
+
+    again = Tenant.load(tenant.config_path, db_url=tenant.db_url)
+    try:
+        assert again.instance_id == before
+    finally:
+        again.dispose()
 
 
 # ------------------------------------------------------------------------------------------ credential version
@@ -206,7 +212,7 @@ WEAK = {
     "short": "Xk9#q2",                # under the minimum length
     "common": "password123",          # on zxcvbn's common-password lists
     "username": "li.lei-2024!x",      # strong-looking but built on the username
-    "tenant": "acme-crm-2026!",       # built on the tenant's name
+    "tenant": "webtest-crm-2026!",    # built on the tenant's name (tests/web/crm.yaml)
 }
 
 
@@ -228,7 +234,7 @@ def test_security_password_rule_names_the_rule(tenant):
     store = tenant.users
     store.add("li.lei", ["sales"], password="initial-pass-1", display_name="Lei Li")
     for weak, words in [("Xk9#q2", "at least"), ("password123", "common"), ("li.lei-2024!x", "username"),
-                        ("Lei Li 2024 !!", "name"), ("acme-crm-2026!", "tenant")]:
+                        ("Lei Li 2024 !!", "name"), ("webtest-crm-2026!", "tenant"), ("Acme-CRM-2026!", "tenant")]:
         with pytest.raises(PasswordPolicyError) as info:
             store.change_password("li.lei", "initial-pass-1", weak)
         assert words in str(info.value), (weak, str(info.value))
