@@ -152,9 +152,8 @@ def enable_user(username):
 def reset_password(username):
     _account(username)
     _user, generated = tenant().users.reset_password(username)
-    return _users_page({"password": generated, "message": _(
-        "New password for %(user)s (shown only here, once; it must be changed at next login; "
-        "other sessions and API tokens were ended):", user=username)})
+    message = _("New password for %(user)s (shown only here, once; it must be changed at next login; other sessions and API tokens were ended):", user=username)  # noqa: E501 - one string for the i18n check
+    return _users_page({"password": generated, "message": message})
 
 
 # ------------------------------------------------------------------------------------------ departments
