@@ -2,6 +2,7 @@
 version, a login throttle that holds under concurrency, the password rule, no password in a cookie."""
 from __future__ import annotations
 
+import os
 import re
 import threading
 import uuid
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from engine.users import PasswordPolicyError, UserStore
 
 SECRET = "one-secret-for-both-tenants"
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_ADMIN_URL = os.environ.get("FORMWORK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")  # as tests/conftest.py
 
 
 @pytest.fixture
@@ -28,7 +29,8 @@ def other_db_url(db_url, tmp_path):
     with admin.connect() as c:
         c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+        sep = "&" if "?" in PG_ADMIN_URL else "?"
+        yield f"{PG_ADMIN_URL}{sep}options=-csearch_path%3D{schema}"
     finally:
         with admin.connect() as c:
             c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
