@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 TENANT ?= sample_tenant.yaml
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
-ADMIN_PASSWORD ?= formwork-admin
+ADMIN_PASSWORD ?= formwork-first-login
 
 .PHONY: install run test test-fast browser-deps bench clean
 

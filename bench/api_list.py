@@ -331,7 +331,7 @@ def main() -> None:
             print(f"reusing {db_path}")
         else:
             migrate(tenant)
-            tenant.users.add("bench", ["admin"], password="bench-pass-1")
+            tenant.users.add("bench", ["admin"], password="throughput-pass-1")
             token = tenant.users.create_token("bench", label="bench")
             load_s, through_service = load_customers(tenant, args.rows)
             print(f"loaded {args.rows:,} customers in {load_s:.1f}s ({through_service:,} through "

@@ -165,6 +165,19 @@ class Tenant:
 
         return EventStream(self)
 
+    @property
+    def instance_id(self) -> str | None:
+        """The random id `migrate` stored in this database (None before it ran): web sessions carry
+        it, so a session of one tenant is refused by another even under the same secret key."""
+        if self.__dict__.get("_instance_id"):
+            return self.__dict__["_instance_id"]
+        from .instance import read_instance_id
+
+        with self.db.connect() as conn:
+            value = read_instance_id(conn, self.schema.system["instance"])
+        self.__dict__["_instance_id"] = value  # None is looked up again: a migrate may come later
+        return value
+
     @cached_property
     def records(self):
         """The records service: the only read and write path for entity records."""

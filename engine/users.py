@@ -10,14 +10,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from .errors import FormworkError, NotFound
+from .passwords import MIN_LENGTH as MIN_PASSWORD_LENGTH, generate_password, password_problem  # noqa: F401 - re-exported
 from .schema.system import define_system_tables
 
 BUILTIN_ROLES = ("admin",)
-MIN_PASSWORD_LENGTH = 8
 TOKEN_PREFIX = "fwt_"
 
 
@@ -31,7 +33,8 @@ class UserError(FormworkError):
 
 
 class PasswordPolicyError(UserError):
-    """A new password does not meet the policy (too short, same as the old one, wrong old one)."""
+    """A new password does not meet the rule (engine/passwords.py), repeats the old one, or the
+    current password given was wrong."""
 
 
 @dataclass
@@ -90,7 +93,7 @@ class UserStore:
         tables = define_system_tables(sa.MetaData())
         self.users_t = tables["users"]
         self.tokens_t = tables["tokens"]
-        self.failures_t = tables["login_failures"]
+        self.throttle_t = tables["login_throttle"]
         self._dummy_hash: str | None = None
         u, tk = self.users_t, self.tokens_t
         # Built once: every API request runs it (statement building and cache keys add up).
@@ -194,10 +197,9 @@ class UserStore:
         self._check_departments([department, *manages])
         generated = None
         if password is None:
-            generated = password = secrets.token_urlsafe(12)
-        elif len(password) < MIN_PASSWORD_LENGTH:
-            raise PasswordPolicyError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters",
-                                      key="password_too_short", min=MIN_PASSWORD_LENGTH)
+            generated = password = generate_password(**self._names(username, display_name))
+        else:
+            self.check_new_password(password, username=username, display_name=display_name or "")
         values = dict(username=username, display_name=display_name or "", email=email,
                       roles=json.dumps(roles, ensure_ascii=False), department=department,
                       manages=json.dumps(list(dict.fromkeys(manages)), ensure_ascii=False),
@@ -248,59 +250,92 @@ class UserStore:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    def _failures(self, conn, key: str, since: datetime) -> int:
-        t = self.failures_t
-        return conn.execute(sa.select(sa.func.count()).select_from(t)
-                            .where(t.c.key == key, t.c.at > since)).scalar_one()
+    def _keys(self, username: str, ip: str | None) -> list[str]:
+        keys = ["user:" + username.strip().lower()[:290]]
+        if ip:
+            keys.append("ip:" + ip[:290])
+        return keys
+
+    def _limit(self, key: str) -> int:
+        return self.max_failures_per_user if key.startswith("user:") else self.max_failures_per_ip
+
+    def _count_attempt(self, conn, key: str, now: datetime) -> int:
+        """Add one attempt to `key` and return the new count, in one statement: concurrent logins
+        each see a distinct count, so no more than the limit ever reach the password check."""
+        t = self.throttle_t
+        insert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(t)
+        expired = t.c.window_start <= sa.literal(now - self.failure_window, t.c.window_start.type)
+        stmt = (insert.values(key=key, attempts=1, window_start=now)
+                .on_conflict_do_update(index_elements=[t.c.key], set_={
+                    "attempts": sa.case((expired, 1), else_=t.c.attempts + 1),
+                    "window_start": sa.case((expired, sa.literal(now, t.c.window_start.type)),
+                                            else_=t.c.window_start)})
+                .returning(t.c.attempts))
+        return conn.execute(stmt).scalar_one()
 
     def is_throttled(self, username: str, ip: str | None) -> bool:
+        """Whether the next login for `username` from `ip` would be refused without a password check."""
+        t = self.throttle_t
         since = self.tenant.now() - self.failure_window
         with self.tenant.db.connect() as conn:
-            if self._failures(conn, "user:" + username.strip().lower(), since) \
-                    >= self.max_failures_per_user:
-                return True
-            return bool(ip) and self._failures(conn, "ip:" + ip, since) >= self.max_failures_per_ip
+            rows = conn.execute(sa.select(t.c.key, t.c.attempts).where(
+                t.c.key.in_(self._keys(username or "", ip)), t.c.window_start > since)).all()
+        return any(attempts >= self._limit(key) for key, attempts in rows)
 
     def authenticate(self, username: str, password: str, ip: str | None = None) -> AuthResult:
         """Check a login. Unknown, disabled and wrong-password users all get "invalid" after the
         same amount of work; after repeated failures per user or per IP the result is "throttled"
-        until the window passes (even with the right password)."""
+        until the window passes (even with the right password).
+
+        The attempt is counted before the password hash is checked, so the limit holds however many
+        attempts run at once; a success then clears the user's count and gives the IP its one back.
+        """
         username = (username or "").strip()
-        if self.is_throttled(username, ip):
-            self._verify(None, password)  # same cost as a real attempt
+        now = self.tenant.now()
+        keys = self._keys(username, ip)
+        with self.tenant.write() as conn:
+            counts = {key: self._count_attempt(conn, key, now) for key in keys}
+        if any(n > self._limit(key) for key, n in counts.items()):
             return AuthResult(None, "throttled")
         with self.tenant.db.connect() as conn:
             row = conn.execute(sa.select(self.users_t)
                                .where(self.users_t.c.username == username)).first()
         stored = row._mapping["password_hash"] if row is not None else None
         ok = self._verify(stored, password) and row is not None
+        t = self.throttle_t
         if ok and row._mapping["active"]:
             user = self._row_to_user(row)
-            with self.tenant.db.begin() as conn:
-                conn.execute(self.failures_t.delete()
-                             .where(self.failures_t.c.key == "user:" + username.lower()))
+            with self.tenant.write() as conn:
+                conn.execute(t.delete().where(t.c.key == keys[0]))
+                if ip:
+                    conn.execute(t.update().where(t.c.key == keys[1], t.c.attempts > 0)
+                                 .values(attempts=t.c.attempts - 1))
                 if self.hasher.check_needs_rehash(stored):
                     conn.execute(self.users_t.update().where(self.users_t.c.id == user.id)
                                  .values(password_hash=self.hasher.hash(password)))
             return AuthResult(user)
-        self._record_failure(username, ip)
+        with self.tenant.write() as conn:
+            # Keys idle for two windows are useless; keep the table small.
+            conn.execute(t.delete().where(t.c.window_start < now - 2 * self.failure_window))
         return AuthResult(None, "invalid")
 
-    def _record_failure(self, username: str, ip: str | None) -> None:
-        now = self.tenant.now()
-        rows = [{"key": "user:" + username.lower()[:290], "at": now}]
-        if ip:
-            rows.append({"key": "ip:" + ip[:290], "at": now})
-        with self.tenant.db.begin() as conn:
-            conn.execute(self.failures_t.insert(), rows)
-            # Old rows are useless once outside the window; keep the table small.
-            conn.execute(self.failures_t.delete()
-                         .where(self.failures_t.c.at < now - 2 * self.failure_window))
+    def _names(self, username: str, display_name: str | None) -> dict:
+        """What a password must not be built on: the user's names and the tenant's."""
+        tenant_names = [self.tenant.name]
+        label = getattr(self.tenant.model.tenant, "label", None)
+        for _lang, text in getattr(label, "texts", ()):
+            # "Acme Technology" also forbids "acme": people build passwords on the short name
+            tenant_names += [text, *(w for w in text.split() if len(w) >= 4)]
+        return {"username": username or "", "display_name": display_name or "",
+                "tenant_names": [str(n) for n in tenant_names if n]}
 
-    def check_new_password(self, new_password: str, old_password: str | None = None) -> None:
-        if len(new_password or "") < MIN_PASSWORD_LENGTH:
-            raise PasswordPolicyError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters",
-                                      key="password_too_short", min=MIN_PASSWORD_LENGTH)
+    def check_new_password(self, new_password: str, old_password: str | None = None, *,
+                           username: str = "", display_name: str = "") -> None:
+        """Raise PasswordPolicyError naming the rule `new_password` breaks (engine/passwords.py)."""
+        problem = password_problem(new_password, **self._names(username, display_name))
+        if problem is not None:
+            key, message, params = problem
+            raise PasswordPolicyError(message, key=key, **params)
         if old_password is not None and new_password == old_password:
             raise PasswordPolicyError("the new password must differ from the old one",
                                       key="password_unchanged")
@@ -312,23 +347,33 @@ class UserStore:
                                .where(self.users_t.c.username == username)).first()
         if row is None or not self._verify(row._mapping["password_hash"], old_password):
             raise PasswordPolicyError("the current password is wrong", key="password_wrong")
-        self.check_new_password(new_password, old_password)
+        self.check_new_password(new_password, old_password, username=row._mapping["username"],
+                                display_name=row._mapping["display_name"] or "")
         return self._store_password(row._mapping["id"], new_password, must_change=False)
 
     def reset_password(self, username: str, new_password: str | None = None) -> tuple[User, str | None]:
-        """An administrator sets a new password (generated when omitted) to be changed at login."""
+        """An administrator sets a new password (generated when omitted) to be changed at login.
+
+        A reset answers a lost or compromised account: it ends every session (the credential
+        version moves on) and revokes the user's API tokens. A user's own password change keeps
+        the tokens, so routine rotation does not break integrations."""
         user = self.require(username)
         generated = None
+        names = {"username": user.username, "display_name": user.display_name}
         if new_password is None:
-            generated = new_password = secrets.token_urlsafe(12)
-        self.check_new_password(new_password)
-        return self._store_password(user.id, new_password, must_change=True), generated
+            generated = new_password = generate_password(**self._names(**names))
+        self.check_new_password(new_password, **names)
+        return self._store_password(user.id, new_password, must_change=True, revoke_tokens=True), generated
 
-    def _store_password(self, user_id: int, password: str, must_change: bool) -> User:
+    def _store_password(self, user_id: int, password: str, must_change: bool,
+                        revoke_tokens: bool = False) -> User:
         with self.tenant.db.begin() as conn:
             conn.execute(self.users_t.update().where(self.users_t.c.id == user_id).values(
                 password_hash=self.hasher.hash(password), must_change_password=must_change,
                 session_epoch=self.users_t.c.session_epoch + 1))
+            if revoke_tokens:
+                conn.execute(self.tokens_t.update().where(self.tokens_t.c.user_id == user_id)
+                             .values(revoked=True))
         return self.get(user_id)
 
     # -- API tokens ------------------------------------------------------------------------------

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from engine.departure import depart, owned_counts
 from engine.errors import FormworkError
 from engine.permissions import ACTIONS, FLAG_ACTIONS, PermissionDenied
 from engine.records.ownership import successor_for
-from engine.users import UserError
+from engine.users import MIN_PASSWORD_LENGTH, UserError
 
 from .context import records, tenant
 from .i18n import gettext as _, label
@@ -69,12 +69,24 @@ def index():
     return redirect(url_for("admin.users"))
 
 
+def _users_page(shown: dict | None = None):
+    """The users page; `shown` carries a generated password to show once in this body.
+
+    A password never travels in a flash message: flashes live in the session cookie, which the
+    browser stores and sends back. The page answering the POST shows it and is never cached."""
+    accounts = tenant().users.list()
+    resp = make_response(render_template(
+        "admin/users.html", accounts=accounts, roles=_role_labels(), departments=departments(),
+        dept_names=dict(departments()), admin_tab="users", form=request.args, shown=shown,
+        min_password_length=MIN_PASSWORD_LENGTH))
+    if shown:
+        resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 @bp.get("/users")
 def users():
-    accounts = tenant().users.list()
-    return render_template("admin/users.html", accounts=accounts, roles=_role_labels(),
-                           departments=departments(), dept_names=dict(departments()),
-                           admin_tab="users", form=request.args)
+    return _users_page()
 
 
 @bp.post("/users")
@@ -90,8 +102,9 @@ def add_user():
         return redirect(url_for("admin.users"))
     flash(_("Created user %(user)s.", user=account.username), "success")
     if generated:
-        flash(_("Initial password (shown once; it must be changed at first login): %(password)s",
-                password=generated), "info")
+        return _users_page({"password": generated, "message": _(
+            "Initial password for %(user)s (shown only here, once; it must be changed at first login):",
+            user=account.username)})
     return redirect(url_for("admin.users"))
 
 
@@ -139,9 +152,8 @@ def enable_user(username):
 def reset_password(username):
     _account(username)
     _user, generated = tenant().users.reset_password(username)
-    flash(_("New password for %(user)s (shown once; it must be changed at next login): %(password)s",
-            user=username, password=generated), "info")
-    return redirect(url_for("admin.users"))
+    message = _("New password for %(user)s (shown only here, once; it must be changed at next login; other sessions and API tokens were ended):", user=username)  # noqa: E501 - one string for the i18n check
+    return _users_page({"password": generated, "message": message})
 
 
 # ------------------------------------------------------------------------------------------ departments

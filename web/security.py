@@ -1,9 +1,11 @@
 """Sign-in plumbing: Flask-Login with session epochs, Bearer tokens for the API, CSRF on every POST."""
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlsplit
 
 from flask import jsonify, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
@@ -17,8 +19,33 @@ PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.change_password", "auth.logout", "a
                                        "static", "health"})
 
 
+def tenant_identity(app) -> str:
+    """The tenant this app's sessions belong to: its name and its database's random id."""
+    state = app.extensions["formwork"]
+    current = state.tenant
+    instance = current.instance_id
+    if not instance:
+        # Not migrated yet: sessions must still not be valid for another tenant, so sign them
+        # with a random stand-in kept by this app (they end when it restarts).
+        instance = state.extra.setdefault("unmigrated_session_id", secrets.token_hex(16))
+    return f"{current.name}:{instance}"
+
+
+class TenantSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions with the tenant's identity in the signing salt: a cookie of
+    one tenant does not verify for another even when both are configured with the same SECRET_KEY."""
+
+    def get_signing_serializer(self, app):
+        serializer = super().get_signing_serializer(app)
+        if serializer is not None:
+            serializer.salt = f"{self.salt}:{tenant_identity(app)}".encode()
+        return serializer
+
+
 class WebUser:
-    """Flask-Login's view of an engine User; the id carries the session epoch (R44)."""
+    """Flask-Login's view of an engine User; the id carries the user's credential version (the
+    session epoch, R44) and the tenant's database id, and a session whose id no longer matches
+    both is treated as signed out."""
 
     is_authenticated = True
     is_anonymous = False
@@ -32,7 +59,7 @@ class WebUser:
         return self.user.active
 
     def get_id(self) -> str:
-        return f"{self.user.id}.{self.user.session_epoch}"
+        return f"{self.user.id}.{self.user.session_epoch}.{tenant().instance_id or ''}"
 
     def __getattr__(self, name):
         return getattr(self.user, name)
@@ -63,7 +90,9 @@ def safe_next(target: str | None, default: str) -> str:
 
 
 def init_app(app) -> None:
-    """Attach a LoginManager and CSRFProtect owned by this app (no module-level state)."""
+    """Attach tenant-bound sessions, a LoginManager and CSRFProtect owned by this app (no
+    module-level state)."""
+    app.session_interface = TenantSessionInterface()
     login_manager = LoginManager()
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
@@ -74,11 +103,13 @@ def init_app(app) -> None:
         if bearer_token() is not None:
             return None  # an Authorization header decides alone; the session is ignored
         try:
-            raw_id, raw_epoch = user_id.split(".", 1)
+            raw_id, raw_epoch, instance = user_id.split(".", 2)
             account = tenant().users.get(int(raw_id))
+            epoch = int(raw_epoch)
         except (ValueError, TypeError):
-            return None
-        if account is None or not account.active or account.session_epoch != int(raw_epoch):
+            account = epoch = instance = None
+        if account is None or not account.active or account.session_epoch != epoch \
+                or instance != (tenant().instance_id or ""):
             session.pop("_user_id", None)
             session["ended"] = True
             return None

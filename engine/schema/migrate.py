@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from ..errors import FormworkError, SchemaMismatch
+from ..instance import ensure_instance_id
 from .plan import Plan, Planner, alembic_ops, applied_fingerprint, convert_column, field_definition, \
     field_from_definition, read_state
 from .storage import batch as batch_of, exact_read, rebuild
@@ -74,6 +75,8 @@ def migrate(tenant, applied_by: str | None = None) -> Plan:
                     if t == change.table:
                         archived_now[(t, c)] = st["definition"]
         _write_state(conn, schema, tenant, state, archived_now)
+        ensure_instance_id(conn, schema.system["instance"])
+        tenant.__dict__["_instance_id"] = None  # read afresh after this transaction
         from ..workflows.pipelines import start_history
 
         start_history(tenant, conn, schema)

@@ -59,11 +59,19 @@ def _define_system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("last_used_at", sa.DateTime(timezone=True)),
         sa.Column("revoked", sa.Boolean, nullable=False, server_default=sa.false()),
     )
-    login_failures = sa.Table(
-        "fw_login_failures", metadata,
-        id_column(),
-        sa.Column("key", sa.String(300), nullable=False, index=True),   # "user:<name>" or "ip:<addr>"
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    # One row per throttle key, counted with a single upsert so concurrent logins cannot race
+    # past the limit (a count of rows read before the password check could).
+    login_throttle = sa.Table(
+        "fw_login_throttle", metadata,
+        sa.Column("key", sa.String(300), primary_key=True),           # "user:<name>" or "ip:<addr>"
+        sa.Column("attempts", sa.Integer, nullable=False),            # attempts in the current window
+        sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    )
+    # Facts about this database itself, e.g. the random tenant id that sessions are bound to.
+    instance = sa.Table(
+        "fw_instance", metadata,
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
     )
     audit = sa.Table(
         "fw_audit", metadata,
@@ -140,7 +148,7 @@ def _define_system_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     )
     define_dedup_tables(metadata)
     workflow = define_workflow_tables(metadata)
-    return {**workflow, "outbox": outbox, "users": users, "shares": shares, "exports": exports, "tokens": tokens, "login_failures": login_failures, "audit": audit,
+    return {**workflow, "outbox": outbox, "users": users, "shares": shares, "exports": exports, "tokens": tokens, "login_throttle": login_throttle, "instance": instance, "audit": audit,
             "sequences": sequences, "schema_state": schema_state, "config_versions": config_versions}
 
 

@@ -279,11 +279,11 @@ def test_every_entity_page_renders_for_shipped_configs(config, tmp_path, h, sqli
     migrate(tenant)
     try:
         generate_demo(tenant, size=3, seed=1)
-        tenant.users.add("boss", ["admin"], password="boss-password-1")
-        tenant.users.change_password("boss", "boss-password-1", "boss-password-2")
+        tenant.users.add("boss", ["admin"], password="chief-secret-1")
+        tenant.users.change_password("boss", "chief-secret-1", "chief-secret-2")
         app = create_app(tenant, config={"TESTING": True, "SECRET_KEY": "x"})
         client = app.test_client()
-        h.login(client, "boss", "boss-password-2")
+        h.login(client, "boss", "chief-secret-2")
         assert client.get("/").status_code == 200
         for name in tenant.model.entities:
             assert client.get(f"/e/{name}/").status_code == 200, name

@@ -61,10 +61,10 @@ entities:
         assert "Sign in to Beta Corp" in html and 'lang="en"' in html
         first.users.add("only.in.a", ["admin"])
         assert second.users.by_username("only.in.a") is None
-        second.users.add("bob", ["admin"], password="bob-password-1")
-        second.users.change_password("bob", "bob-password-1", "bob-password-2")
+        second.users.add("bob", ["admin"], password="second-secret-1")
+        second.users.change_password("bob", "second-secret-1", "second-secret-2")
         cb = b.test_client()
-        h.login(cb, "bob", "bob-password-2")
+        h.login(cb, "bob", "second-secret-2")
         page = cb.get("/").get_data(as_text=True)
         assert "My Account" in page and 'href="/e/account/new"' in page and "客户" not in page
     finally:
@@ -76,10 +76,10 @@ def test_unexpected_errors_get_a_friendly_page(tenant, h, monkeypatch):
     from web import create_app
 
     app = create_app(tenant, config={"SECRET_KEY": "x", "PROPAGATE_EXCEPTIONS": False})
-    tenant.users.add("boss", ["admin"], password="boss-password-1")
-    tenant.users.change_password("boss", "boss-password-1", "boss-password-2")
+    tenant.users.add("boss", ["admin"], password="chief-secret-1")
+    tenant.users.change_password("boss", "chief-secret-1", "chief-secret-2")
     client = app.test_client()
-    h.login(client, "boss", "boss-password-2")
+    h.login(client, "boss", "chief-secret-2")
     monkeypatch.setattr("web.home.my_records", lambda model: 1 / 0)
     resp = client.get("/")
     assert resp.status_code == 500 and "出错了" in resp.get_data(as_text=True)

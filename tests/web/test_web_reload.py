@@ -10,11 +10,11 @@ def test_r50_config_change_served_after_migrate_with_admin_banner_before(tmp_pat
 
     tenant = h.make_tenant(db_url, tmp_path)
     path = tmp_path / "tenant.yaml"
-    tenant.users.add("boss", ["admin"], password="boss-password-1")
-    tenant.users.change_password("boss", "boss-password-1", "boss-password-2")
+    tenant.users.add("boss", ["admin"], password="chief-secret-1")
+    tenant.users.change_password("boss", "chief-secret-1", "chief-secret-2")
     app = create_app(tenant, config={"TESTING": True, "SECRET_KEY": "x", "FORMWORK_RELOAD_INTERVAL": 0})
     client = app.test_client()
-    h.login(client, "boss", "boss-password-2")
+    h.login(client, "boss", "chief-secret-2")
     assert "公司全称" in client.get("/e/customer/new").get_data(as_text=True)
 
     # a label-only change needs no migration: served at once
@@ -45,11 +45,11 @@ def test_config_with_errors_keeps_serving_the_old_one(tmp_path, sqlite_url, h):
     from web import create_app
 
     tenant = h.make_tenant(sqlite_url, tmp_path)
-    tenant.users.add("boss", ["admin"], password="boss-password-1")
-    tenant.users.change_password("boss", "boss-password-1", "boss-password-2")
+    tenant.users.add("boss", ["admin"], password="chief-secret-1")
+    tenant.users.change_password("boss", "chief-secret-1", "chief-secret-2")
     app = create_app(tenant, config={"TESTING": True, "SECRET_KEY": "x", "FORMWORK_RELOAD_INTERVAL": 0})
     client = app.test_client()
-    h.login(client, "boss", "boss-password-2")
+    h.login(client, "boss", "chief-secret-2")
     (tmp_path / "tenant.yaml").write_text("tenant: [broken", encoding="utf-8")
     resp = client.get("/e/customer/")
     assert resp.status_code == 200 and "formwork" in resp.get_data(as_text=True)
