@@ -93,7 +93,7 @@ def test_a_plugin_page_and_api_route_are_behind_the_apps_sign_in(installed, tmp_
     migrate_empty(tenant)
     patron = tenant.records.create("patron", {"name": "王小明"})
     tenant.records.create("patron", {"name": "李小红"})
-    tenant.users.add("clerk", ["admin"], password="Qz8!loyalty-clerk", display_name="店员")
+    tenant.users.add("clerk", ["admin"], password="Qz8!parrot-mango-71", display_name="店员")
     token = tenant.users.create_token("clerk", "tests")
     app = create_app(tenant, config={"TESTING": True, "SECRET_KEY": "k"})
     client = app.test_client()
