@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from engine.instance import ensure_instance_id
 from engine.schema.migrate import migrate
 
 _SKIPPED = ("select", "pragma", "begin", "commit", "rollback", "savepoint", "release", "show", "with")
@@ -23,9 +24,15 @@ def migrate_empty(tenant) -> None:
     if recording is None:
         _RECORDINGS[key] = _recorded_migration(tenant)
         return
+    instance = tenant.schema.system.get("instance")
     with tenant.write() as conn:
         for statement, parameters in recording:
             conn.exec_driver_sql(statement, parameters) if parameters else conn.exec_driver_sql(statement)
+        if instance is not None:
+            # Every database has its own random tenant id (sessions are bound to it): never a copy.
+            conn.execute(instance.delete())
+            ensure_instance_id(conn, instance)
+    tenant.__dict__.pop("_instance_id", None)
 
 
 def _recorded_migration(tenant) -> list[tuple[str, object]]:

@@ -116,13 +116,13 @@ def test_security_running_app_keeps_last_good_config_and_admins_see_why(tmp_path
 
     tenant = h.make_tenant(db_url, tmp_path)
     path = tmp_path / "tenant.yaml"
-    tenant.users.add("boss", ["admin"], password="boss-password-1")
-    tenant.users.change_password("boss", "boss-password-1", "boss-password-2")
+    tenant.users.add("boss", ["admin"], password="chief-pass-1")
+    tenant.users.change_password("boss", "chief-pass-1", "chief-pass-2x")
     tenant.users.add("li.lei", ["sales"], department="sales", password="initial-pass-1")
     tenant.users.change_password("li.lei", "initial-pass-1", "sales-password-2")
     app = create_app(tenant, config={"TESTING": True, "SECRET_KEY": "x", "FORMWORK_RELOAD_INTERVAL": 0})
     admin, sales = app.test_client(), app.test_client()
-    h.login(admin, "boss", "boss-password-2")
+    h.login(admin, "boss", "chief-pass-2x")
     h.login(sales, "li.lei", "sales-password-2")
     good = path.read_text(encoding="utf-8")
     if hostile == "deep":

@@ -67,7 +67,7 @@ TYPED = {
 }
 FIELDS = SQL2016 + EVERYDAY
 TEXT_WORDS = [w for w in FIELDS if w not in TYPED]
-PASSWORD = "boss-password-2"
+PASSWORD = "chief-pass-2x"
 
 
 def config_text() -> str:
@@ -103,8 +103,8 @@ def words(tmp_path, db_url, h):
     from web import create_app
 
     tenant = h.make_tenant(db_url, tmp_path, config_text())
-    tenant.users.add("boss", ["admin"], password="boss-password-1")
-    tenant.users.change_password("boss", "boss-password-1", PASSWORD)
+    tenant.users.add("boss", ["admin"], password="chief-pass-1")
+    tenant.users.change_password("boss", "chief-pass-1", PASSWORD)
     boss = tenant.users.by_username("boss")
     svc = tenant.records
     lead = svc.create("lead", {"result": "a lead"}, boss)
