@@ -232,3 +232,31 @@ class LocalFileStorage:
             return self._path(key).is_file()
         except ValueError:
             return False
+
+
+class UploadLog:
+    """A FileStorage that remembers what was saved through it, so a write that fails can drop it."""
+
+    def __init__(self, storage: FileStorage):
+        self.storage = storage
+        self.saved: list[str] = []
+
+    def save(self, stream: Any, filename: str, content_type: str | None = None,
+             max_size: int | None = None) -> StoredFile:
+        stored = self.storage.save(stream, filename, content_type, max_size=max_size)
+        self.saved.append(stored.key)
+        return stored
+
+    def open(self, key: str) -> BinaryIO:
+        return self.storage.open(key)
+
+    def delete(self, key: str) -> None:
+        self.storage.delete(key)
+
+    def exists(self, key: str) -> bool:
+        return self.storage.exists(key)
+
+    def discard(self) -> None:
+        """Delete everything saved through this log (the write that needed it did not happen)."""
+        while self.saved:
+            self.storage.delete(self.saved.pop())
