@@ -285,16 +285,52 @@ def test_security_pages_have_no_inline_script_or_style(signed_in, h, tenant):
 
 # ---------------------------------------------------------------------------------------- browser
 
-@pytest.fixture
-def live_server(app):
+def serve(app):
+    """Serve `app` on a free local port in a thread; a context manager yielding its base URL."""
+    from contextlib import contextmanager
+
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    @contextmanager
+    def running():
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}"
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+
+    return running()
+
+
+@pytest.fixture
+def live_server(app):
+    with serve(app) as url:
+        yield url
+
+
+def csp_reports(page) -> list[str]:
+    """Console messages of `page` about a Content Security Policy violation (collected as they come)."""
+    reports: list[str] = []
+    page.on("console", lambda msg: reports.append(msg.text) if "Content Security Policy" in msg.text else None)
+    return reports
+
+
+def sign_in(page, base: str, username: str, password: str) -> None:
+    page.goto(base + "/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("form button.btn-primary")
+    page.wait_for_url(base + "/")
+
+
+def visit(page, url: str) -> None:
+    resp = page.goto(url)
+    page.wait_for_load_state("networkidle")
+    assert resp.status == 200, url
+    assert "script-src 'self'" in resp.headers.get("content-security-policy", ""), url
 
 
 @pytest.fixture(scope="module")
@@ -317,19 +353,13 @@ def test_security_no_csp_violation_on_the_main_pages(browser, live_server, sales
     rec = tenant.records.create("customer", {"name": "杭州云栖", "industry": "金融业"}, sales)
     page = browser.new_page()
     page.set_default_timeout(15000)
-    reports: list[str] = []
-    page.on("console", lambda msg: reports.append(msg.text) if "Content Security Policy" in msg.text else None)
+    reports = csp_reports(page)
     try:
-        page.goto(live_server + "/login")
-        page.fill("#username", "li.lei")
-        page.fill("#password", "correct-horse-9")
-        page.click("form button.btn-primary")
-        page.wait_for_url(live_server + "/")
+        sign_in(page, live_server, "li.lei", "correct-horse-9")
         for path in ("/", "/e/customer/", "/e/customer/new", f"/e/customer/{rec['id']}",
-                     f"/e/customer/{rec['id']}/edit", "/e/follow_up/new", "/search?q=杭州"):
-            resp = page.goto(live_server + path)
-            page.wait_for_load_state("networkidle")
-            assert "script-src 'self'" in resp.headers.get("content-security-policy", ""), path
+                     f"/e/customer/{rec['id']}/edit", f"/e/customer/{rec['id']}/delete", "/e/follow_up/new",
+                     "/search?q=杭州", "/password"):
+            visit(page, live_server + path)
         page.goto(live_server + "/e/customer/")
         page.fill("input[name=q]", "杭州")  # htmx live search swaps the table in
         page.wait_for_load_state("networkidle")
@@ -340,3 +370,39 @@ def test_security_no_csp_violation_on_the_main_pages(browser, live_server, sales
     finally:
         page.close()
     assert reports == []
+
+
+@pytest.mark.browser
+def test_security_no_csp_violation_on_workflow_dedup_and_admin_pages(browser, db_url, tmp_path):
+    """The sample tenant as an admin: pipeline board, deal page, inbox, duplicates, quality, admin."""
+    from pathlib import Path
+
+    from engine.demo.generate import generate_demo
+    from engine.schema.migrate import migrate
+    from engine.tenant import Tenant
+    from web import create_app
+
+    tenant = Tenant.load(Path(__file__).resolve().parents[2] / "sample_tenant.yaml", db_url=db_url)
+    try:
+        migrate(tenant)
+        generate_demo(tenant, size=3, seed=1)
+        tenant.users.add("boss", ["admin"], password="boss-password-1")
+        tenant.users.change_password("boss", "boss-password-1", "boss-password-2")
+        deal = tenant.records.list("opportunity", limit=1).items[0]["id"]
+        app = create_app(tenant, config={"SECRET_KEY": "csp-test", "FORMWORK_RELOAD_INTERVAL": -1})
+        with serve(app) as base:
+            page = browser.new_page()
+            page.set_default_timeout(15000)
+            reports = csp_reports(page)
+            try:
+                sign_in(page, base, "boss", "boss-password-2")
+                for path in ("/pipelines/", "/pipelines/sales", f"/e/opportunity/{deal}", "/inbox",
+                             "/duplicates/", "/duplicates/customer", "/quality/", "/admin/", "/admin/users",
+                             "/admin/departments", "/admin/roles", "/admin/exports"):
+                    visit(page, base + path)
+                page.wait_for_timeout(300)
+            finally:
+                page.close()
+        assert reports == []
+    finally:
+        tenant.dispose()
