@@ -119,8 +119,6 @@ def test_security_a_reference_cannot_relabel_a_file(signed_in, h, tenant, sales)
 
 def test_security_a_lying_stored_type_is_still_a_download(signed_in, h, tenant, sales):
     """Rows written before this fix (or by SQL) may say image/png for an SVG: the bytes decide."""
-    import sqlalchemy as sa
-
     rid = upload(signed_in, h, SVG, "logo.svg", "image/svg+xml")
     key = tenant.records.get("customer", rid)["licence"].key
     table = tenant.schema.table(tenant.model.entities["customer"])
