@@ -371,7 +371,7 @@ def test_security_no_csp_violation_on_the_main_pages(browser, live_server, sales
 
 
 @pytest.mark.browser
-def test_security_no_csp_violation_on_workflow_dedup_and_admin_pages(browser, db_url, tmp_path):
+def test_security_no_csp_violation_on_workflow_dedup_and_admin_pages(browser, db_url):
     """The sample tenant as an admin: pipeline board, deal page, inbox, duplicates, quality, admin."""
     from pathlib import Path
 
