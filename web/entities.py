@@ -7,6 +7,7 @@ from werkzeug.datastructures import CombinedMultiDict, MultiDict
 
 from engine.dedup.followups import follow_up_source
 from engine.errors import BadRequest, Conflict, DuplicatesFound, Locked, ValidationFailed
+from engine.fields.storage import DEFAULT_CONTENT_TYPE, INLINE_TYPES, SNIFF_BYTES, sniff
 
 from engine.i18n import message
 from engine.permissions import PermissionDenied
@@ -15,6 +16,7 @@ from . import access
 from . import forms as F
 from . import workflows as W
 from .context import records, tenant
+from .headers import UPLOAD_CSP
 from .i18n import get_lang, get_locale, gettext as _, label
 from .listing import ListQuery, filter_controls, heading, list_columns
 from .timeline import timeline
@@ -394,10 +396,26 @@ def download(entity, record_id, field):
     stored = _load(ent, record_id).get(field)
     if stored is None:
         abort(404)
-    stream = tenant().storage.open(stored.key)
-    inline = (stored.content_type or "").startswith("image/") or stored.content_type == "application/pdf"
-    return send_file(stream, mimetype=stored.content_type or "application/octet-stream",
-                     as_attachment=not inline, download_name=stored.name or stored.key)
+    try:
+        stream = tenant().storage.open(stored.key)
+    except FileNotFoundError:
+        abort(404)
+    return serve_stored(stream, stored)
+
+
+def serve_stored(stream, stored):
+    """Only a raster image the bytes prove is shown inline; anything else is a download, whatever
+    type was recorded, so an SVG or HTML upload never runs as a page of this origin."""
+    head = stream.read(SNIFF_BYTES)
+    stream.seek(0)
+    proven = sniff(head)
+    inline = proven in INLINE_TYPES
+    resp = send_file(stream, mimetype=proven or DEFAULT_CONTENT_TYPE, as_attachment=not inline,
+                     download_name=stored.name or stored.key, conditional=True, max_age=0)
+    # Should a browser render it after all, the document may run nothing and reach nothing.
+    resp.headers["Content-Security-Policy"] = UPLOAD_CSP
+    resp.headers["Cache-Control"] = "private, no-cache"
+    return resp
 
 
 # ------------------------------------------------------------------------------------------ delete

@@ -7,7 +7,8 @@
 * coerce accepts a StoredFile, that dict, a JSON string of it, the column string, or an upload
   (anything with .stream, .filename and .content_type, e.g. werkzeug's FileStorage; an upload with an
   empty filename counts as "no file") which is saved through ``ctx.storage``. References to stored
-  objects are checked against ``ctx.storage.exists`` when a storage is given.
+  objects are checked against ``ctx.storage.exists`` when a storage is given, and their content type
+  is detected again from the stored bytes (a reference cannot relabel an SVG as image/png).
 * settings.max_size (bytes, default 10 MiB) → file_too_large; settings.accept (extensions like
   ".pdf"/"pdf" or MIME types like "application/pdf", "image/*") → file_type.
 """
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from ..metadata.model import Field
 from ._util import is_blank
 from .base import FieldContext, FieldType, fail
-from .storage import FileTooLarge, StoredFile, safe_content_type, safe_extension, safe_name
+from .storage import FileTooLarge, StoredFile, detect_content_type, read_head, safe_extension
 
 DEFAULT_MAX_SIZE = 10 * 1024 * 1024
 _ACCEPT_RE = re.compile(r"\.?[a-z0-9]{1,10}|[a-z0-9][a-z0-9!#$&^_.+-]*/(?:\*|[a-z0-9][a-z0-9!#$&^_.+-]*)",
@@ -89,8 +90,15 @@ class FileType(FieldType):
                 raise ValueError
         except (ValueError, TypeError, AttributeError):
             raise fail("not_a_file") from None
-        if ctx.storage is not None and not ctx.storage.exists(stored.key):
-            raise fail("not_a_file")
+        if ctx.storage is not None:
+            if not ctx.storage.exists(stored.key):
+                raise fail("not_a_file")
+            try:
+                detected = detect_content_type(read_head(ctx.storage, stored.key), stored.name)
+            except FileNotFoundError:
+                raise fail("not_a_file") from None
+            if detected != stored.content_type:
+                stored = StoredFile(stored.key, stored.name, stored.size, detected)
         return stored
 
     def _save_upload(self, field: Field, upload: Any, ctx: FieldContext) -> StoredFile | None:
@@ -99,15 +107,16 @@ class FileType(FieldType):
             return None  # an empty file input in a form
         if ctx.storage is None:
             raise fail("not_a_file")
-        name = safe_name(filename)
-        ctype = safe_content_type(getattr(upload, "content_type", "") or "", name)
-        if not accepts(field.settings.get("accept"), name, ctype):
-            raise fail("file_type", value=name)
         limit = self.max_size(field)
         try:
-            return ctx.storage.save(upload.stream, filename, ctype, max_size=limit)
+            stored = ctx.storage.save(upload.stream, filename, max_size=limit)
         except FileTooLarge:
             raise fail("file_too_large", max_size=limit) from None
+        # The accept list is checked against the type the bytes proved, so it runs after saving.
+        if not accepts(field.settings.get("accept"), stored.name, stored.content_type):
+            ctx.storage.delete(stored.key)
+            raise fail("file_type", value=stored.name)
+        return stored
 
     def validate(self, field: Field, value: Any, ctx: FieldContext) -> None:
         limit = self.max_size(field)

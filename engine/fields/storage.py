@@ -4,6 +4,9 @@ Stored objects get RANDOM keys (``secrets.token_hex(16)`` plus a sanitised exten
 ``3f9a…c2.pdf``); the client's file name is only kept as display metadata and never touches a path.
 Keys are checked against ``KEY_RE`` before any filesystem access, so a crafted key cannot escape
 the root folder.
+
+The content type kept for a file is what the server detected (``detect_content_type``), never
+the client's: a browser would run an SVG or HTML file served from the app's origin.
 """
 from __future__ import annotations
 
@@ -24,6 +27,12 @@ _NAME_BAD_RE = re.compile(r"[\x00-\x1f\x7f|]")
 MAX_NAME = 200
 CHUNK = 64 * 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+SNIFF_BYTES = 16
+# Raster formats a browser only ever decodes as a picture: the only types a file may be shown inline as.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+# Types an extension may claim for a file whose bytes were not recognised: a browser would render or
+# run them (markup, script, SVG), or they promise a format the bytes just failed to show.
+_UNTRUSTED_CLAIM_RE = re.compile(r"image/.*|application/pdf|.*(?:html|xml|script|svg|xsl|flash).*", re.ASCII)
 
 
 class FileTooLarge(Exception):
@@ -82,7 +91,9 @@ class StoredFile:
         if size < 0:
             raise ValueError("bad size")
         name = safe_name(str(name)) or key
-        return cls(key, name, size, safe_content_type(str(content_type), name))
+        # Only well-formedness is checked here: FileType.coerce re-detects the type from the stored
+        # bytes, and the download route sniffs them again before anything is shown inline.
+        return cls(key, name, size, safe_content_type(str(content_type)))
 
 
 def safe_extension(filename: str) -> str:
@@ -105,13 +116,43 @@ def safe_name(filename: str) -> str:
     return base
 
 
-def safe_content_type(client_type: str, filename: str) -> str:
-    """The type guessed from the extension (server-side), else the client's if well-formed."""
+def sniff(head: bytes) -> str | None:
+    """The type the first bytes of a file prove (PNG, JPEG, GIF, WebP, PDF), else None."""
+    if head.startswith(b"\x89PNG"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"%PDF"):
+        return "application/pdf"
+    return None
+
+
+def detect_content_type(head: bytes, filename: str) -> str:
+    """The type to keep for a file starting with `head`: proven by its bytes, else the extension's
+    when that is harmless, else application/octet-stream. The client's claimed type is never used."""
+    proven = sniff(head)
+    if proven:
+        return proven
     guessed, _ = mimetypes.guess_type("x" + safe_extension(filename), strict=False)
-    if guessed:
-        return guessed
-    ctype = (client_type or "").split(";")[0].strip().lower()
+    if not guessed or _UNTRUSTED_CLAIM_RE.fullmatch(guessed.lower()):
+        return DEFAULT_CONTENT_TYPE
+    return guessed
+
+
+def safe_content_type(content_type: str) -> str:
+    """A recorded content type if well-formed, else application/octet-stream."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
     return ctype if _MIME_RE.fullmatch(ctype) else DEFAULT_CONTENT_TYPE
+
+
+def read_head(storage: "FileStorage", key: str) -> bytes:
+    """The first bytes of a stored object, for detect_content_type."""
+    with storage.open(key) as fh:
+        return fh.read(SNIFF_BYTES)
 
 
 @runtime_checkable
@@ -120,7 +161,8 @@ class FileStorage(Protocol):
 
     def save(self, stream: BinaryIO, filename: str, content_type: str | None = None,
              max_size: int | None = None) -> StoredFile:
-        """Store the stream under a new random key; raise FileTooLarge past `max_size` bytes."""
+        """Store the stream under a new random key; raise FileTooLarge past `max_size` bytes.
+        The StoredFile's content_type is detected from the bytes (`content_type` is only a hint)."""
 
     def open(self, key: str) -> BinaryIO:
         """The stored bytes (binary file object); FileNotFoundError for an unknown key."""
@@ -152,12 +194,15 @@ class LocalFileStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{secrets.token_hex(8)}.part")
         size = 0
+        head = b""
         try:
             with open(tmp, "xb") as out:
                 while True:
                     chunk = stream.read(CHUNK)
                     if not chunk:
                         break
+                    if len(head) < SNIFF_BYTES:
+                        head += chunk[:SNIFF_BYTES - len(head)]
                     size += len(chunk)
                     if max_size is not None and size > max_size:
                         raise FileTooLarge(max_size)
@@ -167,7 +212,7 @@ class LocalFileStorage:
             if tmp.exists():
                 tmp.unlink()
         name = safe_name(filename) or key
-        return StoredFile(key, name, size, safe_content_type(content_type or "", name))
+        return StoredFile(key, name, size, detect_content_type(head, name))
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -187,3 +232,31 @@ class LocalFileStorage:
             return self._path(key).is_file()
         except ValueError:
             return False
+
+
+class UploadLog:
+    """A FileStorage that remembers what was saved through it, so a write that fails can drop it."""
+
+    def __init__(self, storage: FileStorage):
+        self.storage = storage
+        self.saved: list[str] = []
+
+    def save(self, stream: Any, filename: str, content_type: str | None = None,
+             max_size: int | None = None) -> StoredFile:
+        stored = self.storage.save(stream, filename, content_type, max_size=max_size)
+        self.saved.append(stored.key)
+        return stored
+
+    def open(self, key: str) -> BinaryIO:
+        return self.storage.open(key)
+
+    def delete(self, key: str) -> None:
+        self.storage.delete(key)
+
+    def exists(self, key: str) -> bool:
+        return self.storage.exists(key)
+
+    def discard(self) -> None:
+        """Delete everything saved through this log (the write that needed it did not happen)."""
+        while self.saved:
+            self.storage.delete(self.saved.pop())

@@ -10,12 +10,14 @@ import sqlalchemy as sa
 
 from ..errors import BadRequest, Conflict, FieldValueError, NotFound, ValidationFailed
 from ..fields.base import FieldType
+from ..fields.storage import UploadLog
 from ..i18n import message
 from ..metadata.model import Entity, Field
 from ..permissions import PermissionDenied, Permissions
 from .audit import audit_row, last_change, read_history
 from .bulk import AUDIT_JSON, RecordInsert, creation_changes, existing_values
 from ..schema.storage import sqlite_counter
+from .files import discard_unreferenced, file_keys
 from .identity import forget_record
 from .prepare import Errors, Preparer, is_empty
 from .query import (cursor_clause, encode_cursor, filter_clause, order_by, parse_filters, parse_sort,
@@ -101,8 +103,10 @@ class RecordsService:
             self._preparers[entity.name] = Preparer(self.tenant, entity)
         return self._preparers[entity.name]
 
-    def ctx(self, locale: str | None = None, conn: sa.Connection | None = None):
+    def ctx(self, locale: str | None = None, conn: sa.Connection | None = None, storage=None):
         ctx = self.tenant.field_context(locale)
+        if storage is not None:
+            ctx.storage = storage
         ctx.resolve_reference = lambda field, value: self._resolve_reference(field, value, conn)
         ctx.resolve_user = lambda value: self._resolve_user(value, conn)
         return ctx
@@ -420,9 +424,11 @@ class RecordsService:
     def delete_many(self, entity_name: str, ids: Iterable, user=None, locale: str | None = None) -> int:
         """Delete several records, all or none."""
         ids = _unique_ids(ids)
+        orphans: set[str] = set()
         with self.tenant.write() as conn:
             for rid in ids:
-                self.delete(entity_name, rid, user, locale=locale, connection=conn)
+                orphans |= self._delete(entity_name, rid, user, None, locale, conn)
+        discard_unreferenced(self.tenant, orphans)
         return len(ids)
 
     # --- writing ------------------------------------------------------------------------------
@@ -435,14 +441,19 @@ class RecordsService:
         loc = self._locale(user, locale)
         if not isinstance(values, Mapping):
             raise ValidationFailed({"_record": [message("not_a_list", loc)]})
-        with self._transaction(connection) as conn:
-            record = self._validated(conn, entity, dict(values), None, user, loc)
-            self._check_placement(entity, user, None, record, loc)
-            self._before_write(conn, entity, record, None, user, loc, confirm_duplicates)
-            rid = self._insert(conn, entity, [record], user, action="create", note=note)[0]
-            created = self._fetch(conn, entity, rid)
-            self.tenant.pm.hook.formwork_records_after_create(tenant=self.tenant, entity=entity, record=created,
-                                                              user=user, connection=conn)
+        uploads = UploadLog(self.tenant.storage)
+        try:
+            with self._transaction(connection) as conn:
+                record = self._validated(conn, entity, dict(values), None, user, loc, uploads)
+                self._check_placement(entity, user, None, record, loc)
+                self._before_write(conn, entity, record, None, user, loc, confirm_duplicates)
+                rid = self._insert(conn, entity, [record], user, action="create", note=note)[0]
+                created = self._fetch(conn, entity, rid)
+                self.tenant.pm.hook.formwork_records_after_create(tenant=self.tenant, entity=entity,
+                                                                  record=created, user=user, connection=conn)
+        except BaseException:
+            uploads.discard()  # a refused form must not leave its upload behind
+            raise
         return self.permissions.mask(entity, user, created)
 
     def update(self, entity_name: str, rid, values: Mapping, user=None, version: int | None = None,
@@ -460,14 +471,28 @@ class RecordsService:
                 version = int(version)
             except (TypeError, ValueError):
                 raise ValidationFailed({"version": [message("not_an_integer", loc)]}) from None
+        uploads = UploadLog(self.tenant.storage)
+        try:
+            new, old = self._update(entity, rid, values, user, version, loc, connection, confirm_duplicates,
+                                    uploads)
+        except BaseException:
+            uploads.discard()  # a refused form must not leave its upload behind
+            raise
+        if connection is None:  # committed: a replaced or cleared file is no longer needed
+            discard_unreferenced(self.tenant, file_keys(entity, old) - file_keys(entity, new))
+        return self.permissions.mask(entity, user, new)
+
+    def _update(self, entity: Entity, rid: int, values: dict, user, version, loc: str, connection,
+                confirm_duplicates: bool, uploads: UploadLog) -> tuple[dict, dict]:
+        """The update inside its transaction: (new record, old record), unmasked."""
         with self._transaction(connection) as conn:
             old = self._fetch_for(conn, entity, rid, user, "update", loc, for_update=True)
             if version is not None and version != old["version"]:
                 raise self._conflict(conn, entity, old, loc)
-            record = self._validated(conn, entity, values, old, user, loc)
+            record = self._validated(conn, entity, values, old, user, loc, uploads)
             changes = self._changes(entity, old, record)
             if not changes:
-                return self.permissions.mask(entity, user, old)
+                return old, old
             self._check_placement(entity, user, old, record, loc, conn)
             self._before_write(conn, entity, record, old, user, loc, confirm_duplicates)
             t = self.schema.table(entity)
@@ -485,11 +510,18 @@ class RecordsService:
             new = self._fetch(conn, entity, rid)
             self.tenant.pm.hook.formwork_records_after_update(tenant=self.tenant, entity=entity, record=new, old=old,
                                                               changes=changes, user=user, connection=conn)
-        return self.permissions.mask(entity, user, new)
+        return new, old
 
     def delete(self, entity_name: str, rid, user=None, version: int | None = None, locale: str | None = None,
                connection: sa.Connection | None = None) -> None:
-        """Delete a record (hard delete; the audit row keeps its last state). Refused while referenced."""
+        """Delete a record (hard delete; the audit row keeps its last state). Refused while referenced.
+        Its stored files go too once committed (when this call owns the transaction)."""
+        orphans = self._delete(entity_name, rid, user, version, locale, connection)
+        if connection is None:
+            discard_unreferenced(self.tenant, orphans)
+
+    def _delete(self, entity_name: str, rid, user, version, locale: str | None, connection) -> set[str]:
+        """The delete inside its transaction; the storage keys of the record's files."""
         entity = self.entity(entity_name)
         self._deny(entity, user, "delete")
         loc = self._locale(user, locale)
@@ -519,6 +551,7 @@ class RecordsService:
             self.tenant.pm.hook.formwork_records_after_delete(tenant=self.tenant, entity=entity, record=old,
                                                               user=user, connection=conn)
             forget_record(conn, self.schema.system, entity.name, rid, self.tenant.now())
+        return file_keys(entity, old)
 
     def create_many(self, entity_name: str, rows: Iterable[Mapping], user=None, locale: str | None = None,
                     skip_invalid: bool = False, dry_run: bool = False, note: str = "import",
@@ -623,9 +656,10 @@ class RecordsService:
             return _Nested(connection)
         return self.tenant.write()
 
-    def _validated(self, conn, entity: Entity, values: dict, old: dict | None, user, loc: str) -> dict:
+    def _validated(self, conn, entity: Entity, values: dict, old: dict | None, user, loc: str,
+                   uploads: UploadLog | None = None) -> dict:
         errors = Errors(loc)
-        ctx = self.ctx(loc, conn)
+        ctx = self.ctx(loc, conn, uploads)
         prep = self.preparer(entity)
         access = self.permissions.field_access(entity, user)
         writable = {n for n, a in access.items() if a == "write"}
@@ -994,14 +1028,18 @@ class RecordsService:
         entity = self.entity(entity_name)
         loc = self._locale(user, locale)
         access = self.permissions.field_access(entity, user)
-        with self.tenant.db.connect() as conn:
-            ctx = self.ctx(loc, conn)
-            prep = self.preparer(entity)
-            errors = Errors(loc)
-            clean = prep.coerce_input(dict(values), None, ctx, errors,
-                                      writable={n for n, a in access.items() if a == "write"},
-                                      hidden={n for n, a in access.items() if a == "hidden"})
-            record = prep.complete(clean, None, ctx, errors, loader=self._loader(conn))
+        uploads = UploadLog(self.tenant.storage)  # nothing is saved by a preview, so nothing is kept
+        try:
+            with self.tenant.db.connect() as conn:
+                ctx = self.ctx(loc, conn, uploads)
+                prep = self.preparer(entity)
+                errors = Errors(loc)
+                clean = prep.coerce_input(dict(values), None, ctx, errors,
+                                          writable={n for n, a in access.items() if a == "write"},
+                                          hidden={n for n, a in access.items() if a == "hidden"})
+                record = prep.complete(clean, None, ctx, errors, loader=self._loader(conn))
+        finally:
+            uploads.discard()
         return self.permissions.mask(entity, user, record)
 
 

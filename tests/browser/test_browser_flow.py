@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -117,7 +118,8 @@ def test_r2_r10_r12_first_day_login_customer_search_edit_follow_up(width, browse
         row.locator(".ref-option", has_text="CRM 标准版").click()
         row.locator("input[name$='-quantity']").fill("3")
         row.locator("input[name$='-unit_price']").fill("1200")
-        page.wait_for_function("document.querySelector('[data-row-formula=line_total]').textContent.includes('3,600')")
+        # (a locator wait, not wait_for_function: the app's CSP refuses the string eval that needs)
+        expect(page.locator("[data-row-formula=line_total]").first).to_contain_text("3,600")
         page.click("button.add-row")
         assert page.locator("[data-subtable=lines] tbody tr.sub-row").count() == 2
         shot("quote-lines")

@@ -124,7 +124,8 @@ def test_r26_drag_refused_fill_move_then_manager_approves_in_inbox(width, browse
             page.click(f"#move-{rid} button[value=proposal]")
         else:
             page.drag_and_drop(f"#card-{rid}", ".board-col[data-stage=proposal] .col-cards")
-        page.wait_for_function(f"document.querySelector('#card-{rid}').closest('.board-col').dataset.stage === 'proposal'")
+        # (a locator wait, not wait_for_function: the app's CSP refuses the string eval that needs)
+        page.locator(f".board-col[data-stage=proposal] #card-{rid}").wait_for()
         assert page.locator(f"#card-{rid} .move-error").is_hidden()
         assert live_tenant.records.get("opportunity", rid)["stage"] == "proposal"
         shot("moved")
