@@ -35,6 +35,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "forbidden_action": {"zh": "您没有{entity}的“{action}”权限", "en": "You may not {action} {entity} records"},
     "forbidden_record": {"zh": "您没有对该记录执行“{action}”的权限", "en": "You may not {action} this record"},
     "forbidden_placement": {"zh": "不能把记录放到您的权限范围之外", "en": "You cannot place a record outside your scope"},
+    "forbidden_department": {"zh": "不能把记录放到部门“{value}”（超出您的权限范围）",
+                             "en": "You cannot place records in department {value}"},
     "forbidden_transfer": {"zh": "您无权转移该记录的负责人或部门", "en": "You may not transfer this record to another owner"},
     "export_limit": {"zh": "每次最多导出 {limit} 条记录（当前 {count} 条），请缩小筛选范围",
                      "en": "At most {limit} records per export ({count} match); narrow the filter"},

@@ -251,6 +251,22 @@ class Permissions:
             return record.get("department") in depts or record.get("owner") == user.id
         return False
 
+    def placeable_departments(self, entity, user) -> set | None:
+        """The departments `user` may put a record of `entity` in (None: any). A record placed outside
+        them would leave the view of the managers above the writer, so it follows the widest scope of
+        the user's update grants (read grants for a role that may only create): their own department,
+        plus the tree below it and the departments they manage for department_tree, any for all."""
+        if self.is_superuser(user):
+            return None
+        grants = self._grants(entity, user, "update") or self._grants(entity, user, "read")
+        scopes = {g.scope for g in grants}
+        if "all" in scopes:
+            return None
+        out: set = {user.department} if user.department else {None}
+        if "department_tree" in scopes:
+            out |= self.subtree(user.department) | self.managed_departments(user)
+        return out
+
     # -- field level ---------------------------------------------------------------------------
 
     def field_access(self, entity, user) -> dict[str, str]:

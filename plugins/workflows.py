@@ -1,10 +1,12 @@
 """Pipelines and approvals (R4 R5 R6 R27) as a built-in plugin on the records service's hooks, so every
 write path — form, API, import, bulk edit, merge — meets the same criteria and cannot skip a step.
 
-- ``formwork_records_validate`` (``_many`` for imports): stage entry criteria (every unmet one), forward-only moves, and
+- ``formwork_records_validate`` (``_many`` for imports): stage entry criteria (every unmet one, and each
+  empty required field under its own key), forward-only moves, and
   refusing any write to an approval flow's status field;
 - ``formwork_records_before_write`` / ``_many``: reopening a won/lost record needs a reopen role;
-  fields frozen by a pending approval (423); a record cannot be won while an approval is unsettled;
+  fields frozen by a pending approval (423), and a won/lost record's fields that an approval's `when`
+  reads (423); a record cannot be won while an approval is unsettled;
 - ``formwork_records_after_create`` / ``_many`` / ``_update`` / ``_delete``: stage history and
   starting approvals, in the write's transaction; a pending approval blocks a delete;
 - ``formwork_records_filter``: the ``stagnant`` list filter.
@@ -34,6 +36,10 @@ def formwork_records_validate(tenant, entity, values, old, errors, locale=None) 
                 unmet = tenant.pipelines.unmet(pipe, values, old, loc, loader=tenant.records._loader(conn))
         if unmet:
             errors.setdefault(pipe.field, []).extend(unmet)
+            # each empty required field under its own key too, so a client knows what to fill in
+            for name, msg in tenant.pipelines.missing(pipe, values, old, loc).items():
+                if msg not in errors.get(name, []):
+                    errors.setdefault(name, []).append(msg)
     for key, msgs in tenant.approvals.status_field_errors(entity, values, old, loc).items():
         errors.setdefault(key, []).extend(msgs)
 
@@ -82,6 +88,7 @@ def formwork_records_before_write(tenant, entity, record, old, user, connection,
         raise ValidationFailed(errors)
     if old is not None:
         tenant.approvals.check_locks(connection, entity, record, old, loc)
+        tenant.approvals.check_final(entity, record, old, loc)
 
 
 @hookimpl

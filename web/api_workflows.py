@@ -20,7 +20,8 @@ Routes on the API blueprint of web/api.py (same authentication, error handlers a
 
 Errors: 400 malformed request, 403 not your step / self-approval / not allowed, 404 unknown or not
 visible, 409 already decided (a double click) or stale version, 422 `{"errors": {field: [...]}}`
-(every unmet stage criterion under the stage field), 423 locked by a pending approval.
+(every unmet stage criterion under the stage field, each empty required field under its own key
+too), 423 locked by a pending approval or by a won/lost stage.
 A plain PATCH of the record is enforced the same way: the engine checks every write.
 """
 from __future__ import annotations
@@ -180,7 +181,8 @@ def pipeline_board(name):
 
 @bp.post("/pipelines/<name>/move", endpoint="pipeline_move")
 def pipeline_move(name):
-    """Move a record to a stage; 422 lists every unmet criterion under the stage field."""
+    """Move a record to a stage; 422 lists every unmet criterion under the stage field (and each empty
+    required field under its own key)."""
     pipe = _pipeline(name)
     no_query_params()
     body = only_keys(json_body(), {"id", "stage", "version"})

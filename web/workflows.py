@@ -60,9 +60,13 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-def messages_of(exc) -> list[str]:
+def messages_of(exc, pipe=None) -> list[str]:
+    """The messages of a refusal; for a stage move, the stage field's list already names every
+    required field, so their per-field copies (for API clients) are not repeated."""
     if isinstance(exc, ValidationFailed):
-        return [m for msgs in exc.errors.values() for m in msgs] or [str(exc)]
+        skip = {n for s in pipe.stages for n in s.requires} if pipe is not None and pipe.field in exc.errors \
+            else set()
+        return [m for key, msgs in exc.errors.items() if key not in skip for m in msgs] or [str(exc)]
     return [str(exc)]
 
 
@@ -339,7 +343,7 @@ def move(name):
         rec = tenant().pipelines.move(name, rid, stage_name, me(), version=version, locale=get_locale())
         title = tenant().records.title_of(ent, rec)
     except ValidationFailed as exc:
-        status, problem = 422, messages_of(exc)
+        status, problem = 422, messages_of(exc, pipe)
     except Locked as exc:
         status, problem = 423, [str(exc)]
     except Conflict as exc:

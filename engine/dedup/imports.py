@@ -52,7 +52,7 @@ def import_rows(tenant, entity_name: str, rows: Iterable[dict], user=None, on_du
     loc = records._locale(user, locale)
     outcome = ImportOutcome()
     with tenant.write() as conn:
-        prepared = _prepare(records, entity, rows, conn, loc)
+        prepared = _prepare(records, entity, rows, conn, loc, user)
         found = find_duplicates_many(tenant, entity, prepared, user, conn, loc, index=DedupIndex.for_tenant(tenant))
         leave_out: set[int] = set()
         errors: list[RowError] = []
@@ -96,9 +96,10 @@ def import_rows(tenant, entity_name: str, rows: Iterable[dict], user=None, on_du
     return outcome
 
 
-def _prepare(records, entity, rows: list[dict], conn, loc: str) -> list[tuple[int, dict]]:
-    """(row number, coerced record) for the rows that coerce cleanly (the others are reported later)."""
-    ctx = records.ctx(loc, conn)
+def _prepare(records, entity, rows: list[dict], conn, loc: str, user=None) -> list[tuple[int, dict]]:
+    """(row number, coerced record) for the rows that coerce cleanly (the others are reported later);
+    a reference named by title resolves only among the records the importer may read."""
+    ctx = records.ctx(loc, conn, user=user)
     prep = records.preparer(entity)
     loader = records._loader(conn)
     out = []

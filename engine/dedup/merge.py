@@ -11,7 +11,8 @@
    merged record that has it (writable, non-computed fields only);
 3. every record referencing a merged record — any entity, subtable rows included — is re-pointed to
    the survivor, with an audit row, a version bump and the after_update hook per changed record (a
-   survivor's reference to a merged record would point at itself, so it is cleared);
+   survivor's reference to a merged record would point at itself, so it is cleared); each such
+   record meets the before-write checks of any update (fields a pending approval locked: 423);
 4. history: the survivor's "merge" audit row links the merged records (``_merged`` in its changes),
    so the survivor's timeline shows their history (engine/records/audit.py `read_history`, note
    "merged from #id") while their rows stay untouched and are not copied (the log is append-only, R43);
@@ -56,7 +57,7 @@ def merge(tenant, entity, survivor_id, merged_ids, choices: dict | None = None, 
             others.append(records._fetch_for(conn, entity, mid, user, "update", loc, for_update=True))
             records._fetch_for(conn, entity, mid, user, "delete", loc)
         values = _surviving_values(tenant, entity, survivor, others, choices or {}, user)
-        moved = _repoint(tenant, conn, entity, survivor_id, merged, user)
+        moved = _repoint(tenant, conn, entity, survivor_id, merged, user, loc)
         for mid in merged:
             records.delete(entity.name, mid, user, locale=loc, connection=conn)
         if values:
@@ -122,8 +123,11 @@ def _surviving_values(tenant, entity, survivor: dict, others: list[dict], choice
             raise BadRequest(f"{name}: record #{source} is not part of this merge")
         values[name] = _json_value(records, entity, name, by_id[int(source)])
     access = records.permissions.field_access(entity, user)
+    # a flow's status field is the flow's alone (the update would refuse it): never filled in
+    status_fields = {flow.status_field for flow in tenant.model.approvals_of(entity.name)}
     for name, f in entity.fields.items():
-        if name in values or access.get(name) != "write" or tenant.field_types.for_field(f).computed:
+        if name in values or access.get(name) != "write" or tenant.field_types.for_field(f).computed \
+                or name in status_fields:
             continue
         if is_empty(survivor.get(name)):
             for other in others:
@@ -153,7 +157,7 @@ def _top_ids(conn, tenant, child, ids: list[int]) -> dict[int, int]:
     return out
 
 
-def _repoint(tenant, conn, entity, survivor_id: int, merged: list[int], user) -> dict[str, int]:
+def _repoint(tenant, conn, entity, survivor_id: int, merged: list[int], user, loc: str) -> dict[str, int]:
     records = tenant.records
     model = tenant.model
     now = tenant.now()
@@ -198,6 +202,11 @@ def _repoint(tenant, conn, entity, survivor_id: int, merged: list[int], user) ->
         changes = records._changes(ent, old, new)
         if not changes:
             continue
+        # a re-pointed record meets the same checks as any write (a pending approval's locked
+        # reference, a won record's approval inputs); a refusal rolls the whole merge back
+        tenant.pm.hook.formwork_records_before_write(tenant=tenant, entity=ent, record=new, old=old, user=user,
+                                                     connection=conn,
+                                                     options={"confirm_duplicates": True, "locale": loc})
         audits.append(audit_row(name, rid, "update", changes, user, note=f"merge into {entity.name} #{survivor_id}",
                                 at=now))
         tenant.pm.hook.formwork_records_after_update(tenant=tenant, entity=ent, record=new, old=old,

@@ -103,24 +103,28 @@ class RecordsService:
             self._preparers[entity.name] = Preparer(self.tenant, entity)
         return self._preparers[entity.name]
 
-    def ctx(self, locale: str | None = None, conn: sa.Connection | None = None, storage=None):
+    def ctx(self, locale: str | None = None, conn: sa.Connection | None = None, storage=None, user=None):
+        """Field context for coercion; with `user`, a reference named by title resolves only among the
+        records they may read; `storage` keeps this write's uploads (to drop them if it fails)."""
         ctx = self.tenant.field_context(locale)
         if storage is not None:
             ctx.storage = storage
-        ctx.resolve_reference = lambda field, value: self._resolve_reference(field, value, conn)
+        ctx.resolve_reference = lambda field, value: self._resolve_reference(field, value, conn, user)
         ctx.resolve_user = lambda value: self._resolve_user(value, conn)
         return ctx
 
     def _locale(self, user, locale: str | None) -> str:
         return locale or getattr(user, "locale", None) or self.model.tenant.locale
 
-    def _resolve_reference(self, field: Field, value, conn) -> int:
-        """A reference given as a target's unique title (import, forms) → its id."""
+    def _resolve_reference(self, field: Field, value, conn, user=None) -> int:
+        """A reference given as a target's unique title (import, forms) → its id; a record outside the
+        user's read scope is not found (the same message as a title nobody has)."""
         target = self.entity(field.to)
         if not target.title:
             raise FieldValueError("no_such_record", {"value": value})
         t = self.schema.table(target)
-        stmt = sa.select(t.c.id).where(t.c[target.title] == str(value).strip()).limit(2)
+        stmt = sa.select(t.c.id).where(t.c[target.title] == str(value).strip(),
+                                       *self._readable(target, t, user)).limit(2)
         rows = (conn.execute(stmt) if conn is not None else self._run(stmt)).all()
         if not rows:
             raise FieldValueError("no_such_record", {"value": value})
@@ -248,6 +252,16 @@ class RecordsService:
             if scope is not None and conn.execute(sa.select(t.c.id).where(t.c.id == rid, scope)).first() is None:
                 raise PermissionDenied(message("forbidden_record", loc, action=action))
         return rec
+
+    def _readable(self, entity: Entity, table: sa.Table, user) -> list:
+        """Conditions limiting `table` to the records `user` may read (none for the engine itself):
+        what a reference written by them may point to."""
+        if user is None:
+            return []
+        if not self.permissions.can(entity, user, "read"):
+            return [sa.false()]
+        scope = self.permissions.row_filter(entity, table, user, "read")
+        return [] if scope is None else [scope]
 
     def _check_placement(self, entity: Entity, user, old: dict | None, new: dict, loc: str,
                          conn: sa.Connection | None = None) -> None:
@@ -565,7 +579,7 @@ class RecordsService:
         result = BulkResult()
         good: list[tuple[int, dict]] = []
         with self._transaction(connection) as conn:
-            ctx = self.ctx(loc, conn)
+            ctx = self.ctx(loc, conn, user=user)
             prep = self.preparer(entity)
             loader = self._loader(conn)
             now = self.tenant.now()
@@ -616,7 +630,7 @@ class RecordsService:
                     continue
                 good.append((n, record))
             del checked
-            for n, key, text in self._bulk_checks(conn, entity, good, loc):
+            for n, key, text in self._bulk_checks(conn, entity, good, loc, user):
                 result.errors.append(RowError(n, key, text))
             for problems in self.tenant.pm.hook.formwork_records_before_write_many(
                     tenant=self.tenant, entity=entity, rows=good, user=user, connection=conn,
@@ -659,7 +673,7 @@ class RecordsService:
     def _validated(self, conn, entity: Entity, values: dict, old: dict | None, user, loc: str,
                    uploads: UploadLog | None = None) -> dict:
         errors = Errors(loc)
-        ctx = self.ctx(loc, conn, uploads)
+        ctx = self.ctx(loc, conn, uploads, user=user)
         prep = self.preparer(entity)
         access = self.permissions.field_access(entity, user)
         writable = {n for n, a in access.items() if a == "write"}
@@ -668,7 +682,7 @@ class RecordsService:
         record = prep.complete(clean, old, ctx, errors, loader=self._loader(conn))
         if not errors:
             self._stamp(record, old, user)
-            for key, text in self._record_checks(conn, entity, record, old, loc):
+            for key, text in self._record_checks(conn, entity, record, old, loc, user):
                 errors.add_text(key, text)
         self._plugin_validate(entity, record, old, errors)
         if errors:
@@ -697,15 +711,22 @@ class RecordsService:
             if record.get("department") is None:
                 record["department"] = getattr(user, "department", None)
 
-    def _record_checks(self, conn, entity: Entity, record: dict, old: dict | None, loc: str):
-        """Checks that need the database: references exist, unique values are free."""
+    def _record_checks(self, conn, entity: Entity, record: dict, old: dict | None, loc: str, user=None,
+                       kept: dict | None = None):
+        """Checks that need the database: references exist within the writer's read scope (one message
+        for missing and out of scope: no oracle), unique values are free, the department is one the
+        writer may place records in. `kept`: {field: values} a subtable's rows had already."""
+        if not entity.is_child:
+            yield from self._department_check(entity, record, old, loc, user)
         for f in entity.fields.values():
             v = record.get(f.name)
             if v is None or (old is not None and old.get(f.name) == v):
                 continue
-            if f.type == "reference":
-                tt = self.schema.table(self.entity(f.to))
-                if conn.execute(sa.select(tt.c.id).where(tt.c.id == v)).first() is None:
+            if f.type == "reference" and v not in (kept or {}).get(f.name, ()):
+                target = self.entity(f.to)
+                tt = self.schema.table(target)
+                stmt = sa.select(tt.c.id).where(tt.c.id == v, *self._readable(target, tt, user))
+                if conn.execute(stmt).first() is None:
                     yield f.name, message("no_such_record", loc, value=v)
             elif f.type == "user":
                 u = self.schema.system["users"]
@@ -719,18 +740,35 @@ class RecordsService:
                 if conn.execute(stmt.limit(1)).first() is not None:
                     yield f.name, message("unique", loc)
         for sub in entity.subtables():
+            # references the rows had before this write are not judged again (the parent's own are not either)
+            before = {f.name: {r.get(f.name) for r in (old or {}).get(sub.name) or []}
+                      for f in sub.child.fields.values() if f.type == "reference"}
             for i, row in enumerate(record.get(sub.name) or []):
-                for key, text in self._record_checks(conn, sub.child, row, None, loc):
+                for key, text in self._record_checks(conn, sub.child, row, None, loc, user, before):
                     yield f"{sub.name}.{i}.{key}", text
 
-    def _bulk_checks(self, conn, entity: Entity, good: list[tuple[int, dict]], loc: str):
+    def _department_check(self, entity: Entity, record: dict, old: dict | None, loc: str, user):
+        """A new or moved record stays in a department the writer may place records in."""
+        dept = record.get("department")
+        if user is None or (old is not None and old.get("department") == dept):
+            return
+        allowed = self.permissions.placeable_departments(entity, user)
+        if allowed is not None and dept not in allowed:
+            yield "department", message("forbidden_department", loc, value=dept)
+
+    def _bulk_checks(self, conn, entity: Entity, good: list[tuple[int, dict]], loc: str, user=None):
         """The database checks of _record_checks, batched over many rows, plus duplicates within them."""
         t = self.schema.table(entity)
+        if user is not None:
+            for n, r in good:
+                for key, text in self._department_check(entity, r, None, loc, user):
+                    yield n, key, text
         for f in entity.fields.values():
             if f.type in ("reference", "user"):
                 target = self.schema.system["users"] if f.type == "user" else self.schema.table(self.entity(f.to))
+                scope = [] if f.type == "user" else self._readable(self.entity(f.to), target, user)
                 wanted = {r[f.name] for _, r in good if r.get(f.name) is not None}
-                found = self._existing(conn, target.c.id, wanted)
+                found = self._existing(conn, target.c.id, wanted, scope)
                 key = "no_such_user" if f.type == "user" else "no_such_record"
                 for n, r in good:
                     if r.get(f.name) is not None and r[f.name] not in found:
@@ -762,20 +800,23 @@ class RecordsService:
                     tt = self.schema.table(self.entity(f.to))
                     wanted = {row[f.name] for _, r in good for row in r.get(sub.name) or []
                               if row.get(f.name) is not None}
-                    found = self._existing(conn, tt.c.id, wanted)
+                    found = self._existing(conn, tt.c.id, wanted, self._readable(self.entity(f.to), tt, user))
                     for n, r in good:
                         for i, row in enumerate(r.get(sub.name) or []):
                             if row.get(f.name) is not None and row[f.name] not in found:
                                 yield n, f"{sub.name}.{i}.{f.name}", message("no_such_record", loc, value=row[f.name])
 
-    def _existing(self, conn, column, values: set) -> set:
+    def _existing(self, conn, column, values: set, where: list | None = None) -> set:
+        """Which of `values` the column holds (among the rows meeting `where`, e.g. a read scope)."""
         values = list(values)
-        found = existing_values(conn, column, values, CHUNK)  # SQLite: straight to the driver
-        if found is not None:
-            return found
+        if not where:
+            found = existing_values(conn, column, values, CHUNK)  # SQLite: straight to the driver
+            if found is not None:
+                return found
         found = set()
         for i in range(0, len(values), CHUNK):
-            found.update(r[0] for r in conn.execute(sa.select(column).where(column.in_(values[i:i + CHUNK]))))
+            found.update(r[0] for r in conn.execute(sa.select(column).where(column.in_(values[i:i + CHUNK]),
+                                                                            *(where or []))))
         return found
 
     def _insert(self, conn, entity: Entity, records: list[dict], user, action: str, note=None,
@@ -1031,7 +1072,7 @@ class RecordsService:
         uploads = UploadLog(self.tenant.storage)  # nothing is saved by a preview, so nothing is kept
         try:
             with self.tenant.db.connect() as conn:
-                ctx = self.ctx(loc, conn, uploads)
+                ctx = self.ctx(loc, conn, uploads, user=user)
                 prep = self.preparer(entity)
                 errors = Errors(loc)
                 clean = prep.coerce_input(dict(values), None, ctx, errors,

@@ -29,6 +29,9 @@ STATUS_TEXT = {
 }
 TEXTS = {
     "locked": {"zh": "“{flow}”审批中，{fields}已锁定，不能修改", "en": "{fields}: locked while {flow} is pending"},
+    "final": {"zh": "“{stage}”是最终阶段，{fields}决定审批，不能再修改（需先重新打开）",
+              "en": "{fields}: the record is in the final stage {stage}; what its approvals depend on cannot "
+                    "change unless it is reopened first"},
     "locked_delete": {"zh": "“{flow}”审批中，不能删除该记录", "en": "The record cannot be deleted while {flow} is pending"},
     "status_field": {"zh": "由“{flow}”审批流程设置，不能直接修改", "en": "Set by the {flow} approval flow; it cannot be changed directly"},
     "decided": {"zh": "该审批已处理（{status}），无需重复操作", "en": "This approval was already decided ({status})"},
@@ -110,6 +113,36 @@ class Approvals:
                 names = "、".join(entity.fields[f].label.get(loc) for f in changed) if language(loc) == "zh" \
                     else ", ".join(entity.fields[f].label.get(loc) for f in changed)
                 raise Locked(text("locked", loc, flow=flow.label.get(loc), fields=names), changed, row["id"])
+
+    def when_fields(self, entity: Entity) -> list[str]:
+        """The fields some approval flow's `when` reads, directly or through formulas, in field order."""
+        wanted: set[str] = set()
+        todo = [n for flow in self.model.approvals_of(entity.name) if flow.when is not None
+                for n in flow.when.names]
+        while todo:
+            name = todo.pop()
+            if name in wanted or name not in entity.fields:
+                continue
+            wanted.add(name)
+            expr = getattr(entity.fields[name], "expr", None)
+            todo.extend(getattr(expr, "names", None) or ())
+        return [n for n in entity.fields if n in wanted]
+
+    def check_final(self, entity: Entity, record: dict, old: dict, loc: str) -> None:
+        """Refuse (423) a change to what an approval's `when` depends on while the record stays in a
+        won/lost stage: a won deal whose discount rose after winning would otherwise stay won with
+        the approval withdrawn. Reopening (a reopen_roles user moving it out) comes first."""
+        for pipe in self.model.pipelines_of(entity.name):
+            before = pipe.stage(old.get(pipe.field))
+            if before is None or before.outcome is None or record.get(pipe.field) != before.name:
+                continue
+            types = self.tenant.field_types
+            changed = [f for f in self.when_fields(entity) if record.get(f) != old.get(f)
+                       and not types.for_field(entity.fields[f]).computed]
+            if changed:
+                sep = "、" if language(loc) == "zh" else ", "
+                names = sep.join(entity.fields[f].label.get(loc) for f in changed)
+                raise Locked(text("final", loc, stage=before.label.get(loc), fields=names), changed, None)
 
     def check_delete(self, conn, entity: Entity, record: dict, loc: str) -> None:
         for row in self.pending(conn, entity.name, record["id"]):

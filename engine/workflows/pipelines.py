@@ -15,6 +15,8 @@ from ..records.prepare import is_empty
 
 TEXTS = {
     "requires": {"zh": "进入“{stage}”前需填写：{field}", "en": "{field} is needed to enter {stage}"},
+    "required_for": {"zh": "进入“{stage}”前必填", "en": "required to enter {stage}"},
+    "required_in": {"zh": "“{stage}”阶段必填，不能清空", "en": "required in {stage}"},
     "keep_required": {"zh": "“{stage}”阶段需要{field}，不能清空", "en": "{field} is needed in {stage}; it cannot be cleared"},
     "backward": {"zh": "该流程只能向前推进，不能从“{old}”退回“{new}”", "en": "This pipeline only moves forward: not from {old} back to {new}"},
     "reopen": {"zh": "“{old}”是最终阶段，只有{roles}可以重新打开", "en": "{old} is final; only {roles} may reopen it"},
@@ -120,11 +122,37 @@ class Pipelines:
                     out.append(check.message.get(locale))
         return out
 
+    def missing(self, pipe: Pipeline, record: Mapping, old: Mapping | None, locale: str | None) -> dict[str, str]:
+        """{field: message} for every empty field a stage the write enters (or stays in) requires, so an
+        API client knows which fields to fill (the messages under the stage field say it in prose)."""
+        new = pipe.stage(record.get(pipe.field))
+        before = pipe.stage(old.get(pipe.field)) if old is not None else None
+        if new is None:
+            return {}
+        out: dict[str, str] = {}
+        if old is not None and before is not None and new.name == before.name:
+            for name in new.requires:
+                if not is_empty(old.get(name)) and is_empty(record.get(name)):
+                    out[name] = text("required_in", locale, stage=new.label.get(locale))
+            return out
+        if pipe.forward_only and before is not None and before.outcome is None and new.outcome is None \
+                and new.position < before.position:
+            return out
+        for stage in self.gates(pipe, before, new):
+            for name in stage.requires:
+                if is_empty(record.get(name)) and name not in out:
+                    out[name] = text("required_for", locale, stage=stage.label.get(locale))
+        return out
+
     @staticmethod
     def gates(pipe: Pipeline, before: Stage | None, new: Stage) -> list[Stage]:
         """The stages whose criteria a move into `new` must meet: a forward move through ordinary stages
-        (or a record created in a later stage) passes every gate on the way; an outcome stage, or a
-        move back, only its own."""
+        (or a record created in a later stage) passes every gate on the way, and so does winning — a
+        deal cannot skip the criteria of the stages it never went through by jumping to won. A lost
+        outcome (a deal may be lost at any stage), a reopening or a move back checks only its own."""
+        if new.outcome == "won" and (before is None or before.outcome is None):
+            start = 0 if before is None else before.position + 1
+            return [s for s in pipe.stages[start:] if s.outcome is None] + [new]
         if new.outcome is not None:
             return [new]
         if before is None:

@@ -200,7 +200,9 @@ def test_r6_api_board_and_move_and_patch_enforce_the_criteria(api, tenant, u):
     resp = rep.post("/api/v1/pipelines/sales/move", {"id": d["id"], "stage": "qualify"})
     assert resp.status_code == 422 and len(resp.get_json()["errors"]["stage"]) == 2
     resp = rep.patch(f"/api/v1/opportunity/{d['id']}", {"stage": "won", "version": d["version"]})
-    assert resp.status_code == 422 and len(resp.get_json()["errors"]["stage"]) == 2   # contract amount, delivery date
+    # won's contract amount and delivery date, and what the stages it would skip require
+    assert resp.status_code == 422 and len(resp.get_json()["errors"]["stage"]) == 5
+    assert "签约成交" in resp.get_json()["errors"]["contract_amount"][0]
     resp = rep.post("/api/v1/pipelines/sales/move", {"id": d["id"], "stage": "qualify", **{}} | {"version": d["version"]})
     assert resp.status_code == 422
     rep.patch(f"/api/v1/opportunity/{d['id']}", {**QUALIFIED, "version": d["version"]})
@@ -331,7 +333,8 @@ def test_r4_status_field_cannot_be_set_by_patch_or_import(api, tenant, u, tmp_pa
     for who in ("rep", "root"):
         resp = api(who).patch(f"/api/v1/opportunity/{d['id']}", {"discount_status": "approved", "version": d["version"]})
         assert resp.status_code == 422 and "不能直接修改" in resp.get_json()["errors"]["discount_status"][0]
-    won = {"stage": "won", "contract_amount": "100000", "delivery_date": "2026-06-01", "version": d["version"]}
+    won = {"stage": "won", "contract_amount": "100000", "delivery_date": "2026-06-01", "version": d["version"],
+           **QUALIFIED, "quote_sent_at": "2026-03-01"}
     resp = api("rep").patch(f"/api/v1/opportunity/{d['id']}", won)
     assert resp.status_code == 422 and "折扣审批" in resp.get_json()["errors"]["stage"][0]
     # the CSV import (there is no web import: `formwork import`, the same records service)
