@@ -72,9 +72,10 @@ def create_app(tenant_or_config_path, db_url: str | None = None, config: dict | 
     state = FormworkState(tenant=tenant)
     app.extensions["formwork"] = state
 
-    from . import auth, errors, headers, home, reload, search, security, views
+    from . import auth, errors, headers, home, inputs, reload, search, security, views
 
     headers.init_app(app)
+    inputs.init_app(app)
     reload.init_app(app, state)
     security.init_app(app)
     views.init_app(app)

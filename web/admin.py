@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from engine.departure import depart, owned_counts
 from engine.errors import FormworkError
+from engine.ids import as_id
 from engine.permissions import ACTIONS, FLAG_ACTIONS, PermissionDenied
 from engine.records.ownership import successor_for
 from engine.users import MIN_PASSWORD_LENGTH, UserError
@@ -235,10 +236,7 @@ def roles():
 @bp.get("/exports")
 def exports():
     table = records().schema.system["exports"]
-    try:
-        before = int(request.args.get("before") or 0)
-    except ValueError:
-        before = 0
+    before = as_id(request.args.get("before") or "") or 0
     stmt = sa.select(table).order_by(table.c.id.desc()).limit(EXPORT_LOG_PAGE + 1)
     if before:
         stmt = stmt.where(table.c.id < before)

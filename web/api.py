@@ -217,7 +217,7 @@ def require_migrated_schema():
     """503 while the database has not been migrated to exactly the served config (checked once
     per tenant object and app; a failing check is repeated so `formwork migrate` is picked up)."""
     st = state()
-    current = st.tenant
+    current = tenant()
     if st.extra.get("api_schema_ok") is current:
         return None
     problem = schema_problem(current)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import current_app
+from flask import current_app, g, has_request_context
 
 
 @dataclass
@@ -21,7 +21,13 @@ def state() -> FormworkState:
 
 
 def tenant():
-    """The Tenant this app serves."""
+    """The Tenant this request began with (web/reload.py pins it), else the one the app serves now."""
+    # A reload may swap the served tenant mid-request: mixing the old config's entities with the
+    # new one's tables is what broke creates, so a request sees only the tenant it started with.
+    if has_request_context():
+        pinned = g.get("formwork_tenant")
+        if pinned is not None:
+            return pinned
     return current_app.extensions["formwork"].tenant
 
 

@@ -13,6 +13,7 @@ from engine.dedup.index import DedupIndex
 from engine.dedup.merge import merge
 from engine.dedup.scan import scan
 from engine.errors import FormworkError, ValidationFailed
+from engine.ids import as_id
 from engine.permissions import PermissionDenied
 from engine.quality import quality_entities, quality_report
 
@@ -108,8 +109,9 @@ def clusters(entity):
 def _ids(values) -> list[int]:
     out = []
     for v in values:
-        if str(v).isdigit() and int(v) not in out:
-            out.append(int(v))
+        rid = as_id(str(v))
+        if rid is not None and rid not in out:
+            out.append(rid)
     return out[:MAX_MERGE]
 
 
@@ -148,14 +150,14 @@ def merge_page(entity):
         flash(_("Choose at least two records to merge."), "error")
         return redirect(url_for("dedup.clusters", entity=ent.name))
     recs = [svc.get(ent.name, rid, me(), locale=get_locale()) for rid in ids]
-    survivor = int(source.get("survivor")) if str(source.get("survivor", "")).isdigit() else ids[0]
+    survivor = as_id(source.get("survivor", "")) or ids[0]
     if survivor not in ids:
         survivor = ids[0]
     chosen = {}
     for f in ent.fields.values():
         raw = source.get(f"choice-{f.name}", "")
-        if raw.isdigit() and int(raw) in ids:
-            chosen[f.name] = int(raw)
+        if as_id(raw) in ids:
+            chosen[f.name] = as_id(raw)
     if request.method == "GET":
         return _render_merge(ent, recs, survivor, chosen)
     merged = [i for i in ids if i != survivor]

@@ -10,6 +10,7 @@ from engine.errors import BadRequest, Conflict, DuplicatesFound, Locked, Validat
 from engine.fields.storage import DEFAULT_CONTENT_TYPE, INLINE_TYPES, SNIFF_BYTES, sniff
 
 from engine.i18n import message
+from engine.ids import as_id
 from engine.permissions import PermissionDenied
 
 from . import access
@@ -91,7 +92,7 @@ def list_view(entity):
     controls = [c for c in filter_controls(ent, query, F.Choices(tenant(), get_lang()))
                 if c["name"].split("__")[0] not in hidden]
     for c in controls:
-        if c["kind"] == "reference" and c["value"].isdigit():
+        if c["kind"] == "reference" and as_id(c["value"]) is not None:
             c["title"] = svc.titles(c["to"], [int(c["value"])], me()).get(int(c["value"]), "")
     template = "entities/_table.html" if request.headers.get("HX-Request") and \
         request.headers.get("HX-Target") == "list-results" else "entities/list.html"

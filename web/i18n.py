@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from flask import current_app, g, request, session
+from flask import g, request, session
 from flask_login import current_user
+
+from .context import tenant as _served_tenant
 
 LANGUAGES = MappingProxyType({"zh": "中文", "en": "English"})
 # The records service and field display take full locales; chrome only needs the language.
@@ -440,7 +442,7 @@ CATALOGUE = MappingProxyType({"zh": MappingProxyType(_ZH), "en": MappingProxyTyp
 
 def tenant_language() -> str:
     """The tenant's default chrome language."""
-    locale = current_app.extensions["formwork"].tenant.model.tenant.locale or "zh_CN"
+    locale = _served_tenant().model.tenant.locale or "zh_CN"
     return "zh" if locale.lower().startswith("zh") else "en"
 
 
@@ -462,7 +464,7 @@ def get_lang() -> str:
 def get_locale() -> str:
     """The full locale (zh_CN / en_US) for engine calls; the tenant's own when languages agree."""
     lang = get_lang()
-    tenant_locale = current_app.extensions["formwork"].tenant.model.tenant.locale or "zh_CN"
+    tenant_locale = _served_tenant().model.tenant.locale or "zh_CN"
     return tenant_locale if tenant_locale[:2].lower() == lang else LOCALES[lang]
 
 

@@ -6,6 +6,7 @@ import threading
 import time
 
 import sqlalchemy as sa
+from flask import g
 
 from engine.errors import ConfigError
 from engine.schema.system import define_system_tables
@@ -93,6 +94,9 @@ class ConfigWatcher:
             fresh.dispose()
             self.state.schema_problem = problem
             return
+        # Build what requests use before anyone can see the new tenant, so the first requests after
+        # the switch do not race each other building it.
+        fresh.schema, fresh.records  # noqa: B018 - cached properties, evaluated for their effect
         self.state.tenant = fresh
         self.state.schema_problem = None
         current.dispose()  # idle connections only; requests still using it finish normally
@@ -104,9 +108,15 @@ class ConfigWatcher:
 
 
 def init_app(app, state) -> None:
+    """Check for a changed config (unless FORMWORK_RELOAD_INTERVAL < 0), then pin the tenant the
+    request will use from start to finish: a switch only affects requests that begin after it."""
     interval = float(app.config.get("FORMWORK_RELOAD_INTERVAL", 2.0))
-    if interval < 0:
-        return
-    watcher = ConfigWatcher(state, interval)
-    app.extensions["formwork_watcher"] = watcher
-    app.before_request(watcher.check)
+    watcher = ConfigWatcher(state, interval) if interval >= 0 else None
+    if watcher is not None:
+        app.extensions["formwork_watcher"] = watcher
+
+    @app.before_request
+    def pin_tenant():
+        if watcher is not None:
+            watcher.check()
+        g.formwork_tenant = state.tenant

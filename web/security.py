@@ -84,7 +84,9 @@ def safe_next(target: str | None, default: str) -> str:
         return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
+            or "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7f for c in target):
+        # Control characters: a newline cannot go into a Location header, and browsers drop tabs
+        # and newlines from URLs ("/\t/evil.example" would become "//evil.example").
         return default
     return target
 

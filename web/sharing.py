@@ -16,6 +16,7 @@ from . import access
 from .context import records, tenant
 from .i18n import get_locale, gettext as _, label
 from .listing import ListQuery
+from .security import safe_next
 
 bp = Blueprint("sharing", __name__, url_prefix="/e")
 
@@ -144,9 +145,7 @@ def transfer_one(entity, record_id):
 def transfer_many(entity):
     """Bulk transfer of chosen records by a manager: all of them or none."""
     ent = _entity(entity)
-    back = request.form.get("next") or ""
-    back = back if back.startswith("/") and not back.startswith("//") else url_for("entities.list_view",
-                                                                                    entity=ent.name)
+    back = safe_next(request.form.get("next"), url_for("entities.list_view", entity=ent.name))
     to = (request.form.get("to") or "").strip()
     try:
         ids = [int(i) for i in request.form.getlist("ids")]

@@ -12,15 +12,13 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
+from ..ids import MAX_ID  # a larger "id" names no record (and would overflow the driver)
 from ..metadata.model import Field
 from ._util import halfwidth, is_blank
 from .base import FieldContext, FieldType, fail
 
 _ID_RE = re.compile(r"#?\s*(\d{1,19})", re.ASCII)
 ID_OPERATORS = ("eq", "ne", "in", "empty", "not_empty")
-
-
-MAX_ID = 2 ** 63 - 1   # a BIGINT: a larger "id" names no record (and would overflow the driver)
 
 
 def _read_id(value: Any, key: str, resolve) -> int:

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from ..errors import FormworkError, NotFound, ValidationFailed
 from ..i18n import message
+from ..ids import as_id
 from ..permissions import PermissionDenied
 from .audit import audit_row
 
@@ -20,7 +21,7 @@ class OwnershipError(FormworkError):
 def _active_user(tenant, user_id_or_name):
     users = tenant.users
     found = users.by_username(user_id_or_name) if isinstance(user_id_or_name, str) and \
-        not user_id_or_name.isdigit() else users.get(int(user_id_or_name))
+        not user_id_or_name.isdigit() else (users.get(as_id(user_id_or_name)) if as_id(user_id_or_name) else None)
     if found is None:
         raise OwnershipError(f"no such user: {user_id_or_name}")
     if not found.active:
@@ -129,7 +130,7 @@ def unshare(tenant, share_id: int, user=None) -> None:
     svc = tenant.records
     shares = svc.schema.system["shares"]
     with tenant.write() as conn:
-        row = conn.execute(sa.select(shares).where(shares.c.id == share_id)).mappings().first()
+        row = conn.execute(sa.select(shares).where(shares.c.id == (as_id(share_id) or 0))).mappings().first()
         if row is None:
             raise NotFound("no such share")
         entity = svc.entity(row["entity"])
@@ -148,7 +149,7 @@ def shares_of(tenant, entity_name: str, rid, user=None) -> list[dict]:
     svc.get(entity_name, rid, user)  # 404 outside scope
     shares = svc.schema.system["shares"]
     with tenant.db.connect() as conn:
-        rows = conn.execute(sa.select(shares).where(shares.c.entity == entity_name, shares.c.record_id == int(rid))
+        rows = conn.execute(sa.select(shares).where(shares.c.entity == entity_name, shares.c.record_id == (as_id(rid) or 0))
                             .order_by(shares.c.id)).mappings().all()
     names = tenant.users.usernames([r["user_id"] for r in rows if r["user_id"]])
     return [{"id": r["id"], "user": names.get(r["user_id"]) if r["user_id"] else None,

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from ..errors import BadRequest, FieldValueError
 from ..i18n import message
+from ..ids import as_id
 from ..metadata.model import Entity, Field, Label
 
 # System columns seen through the same typed machinery as user fields.
@@ -168,9 +169,11 @@ def cursor_clause(table: sa.Table, sort: Sort, cursor: str, types, ctx) -> Any:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         name, desc, value, last_id = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise BadRequest("invalid cursor") from None
-    if name != sort.field.name or bool(desc) != sort.descending or not isinstance(last_id, int):
+    if not isinstance(name, str) or as_id(last_id) is None:
+        raise BadRequest("invalid cursor")
+    if name != sort.field.name or bool(desc) != sort.descending:
         raise BadRequest("the cursor belongs to another sort order")
     id_col = table.c.id
     after_id = id_col < last_id if sort.descending else id_col > last_id
@@ -207,7 +210,7 @@ def search_clause(entity: Entity, table: sa.Table, text: str, visible: set[str] 
         digits = re.sub(r"\D", "", w)
         if len(digits) >= 4:
             ors += [c.contains(digits.lstrip("0"), autoescape=True) for c in phone_cols]
-        if w.isdigit():
-            ors.append(table.c.id == int(w))
+        if as_id(w) is not None:
+            ors.append(table.c.id == as_id(w))
         per_word.append(sa.or_(*ors) if ors else sa.false())
     return sa.and_(*per_word)

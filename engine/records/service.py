@@ -12,6 +12,7 @@ from ..errors import BadRequest, Conflict, FieldValueError, NotFound, Validation
 from ..fields.base import FieldType
 from ..fields.storage import UploadLog
 from ..i18n import message
+from ..ids import as_id
 from ..metadata.model import Entity, Field
 from ..permissions import PermissionDenied, Permissions
 from .audit import audit_row, last_change, read_history
@@ -81,10 +82,10 @@ class RecordsService:
         self.model = tenant.model
         self.types = tenant.field_types
         self.permissions = Permissions(tenant)
-        self._preparers: dict[str, Preparer] = {}
-        self._typed_fields: dict[str, list] = {}
-        self._plans: dict[str, tuple] = {}
-        self._inserts: dict[tuple, RecordInsert] = {}
+        self._preparers: dict[tuple, tuple] = {}
+        self._typed_fields: dict[tuple, tuple] = {}
+        self._plans: dict[tuple, tuple] = {}
+        self._inserts: dict[tuple, tuple] = {}
 
     @cached_property
     def schema(self):
@@ -99,9 +100,7 @@ class RecordsService:
         return ent
 
     def preparer(self, entity: Entity) -> Preparer:
-        if entity.name not in self._preparers:
-            self._preparers[entity.name] = Preparer(self.tenant, entity)
-        return self._preparers[entity.name]
+        return _memo(self._preparers, entity, lambda: Preparer(self.tenant, entity))
 
     def ctx(self, locale: str | None = None, conn: sa.Connection | None = None, storage=None, user=None):
         """Field context for coercion; with `user`, a reference named by title resolves only among the
@@ -125,7 +124,7 @@ class RecordsService:
         t = self.schema.table(target)
         stmt = sa.select(t.c.id).where(t.c[target.title] == str(value).strip(),
                                        *self._readable(target, t, user)).limit(2)
-        rows = (conn.execute(stmt) if conn is not None else self._run(stmt)).all()
+        rows = conn.execute(stmt).all() if conn is not None else self._run(stmt)
         if not rows:
             raise FieldValueError("no_such_record", {"value": value})
         if len(rows) > 1:
@@ -135,7 +134,7 @@ class RecordsService:
     def _resolve_user(self, value, conn) -> int:
         users = self.schema.system["users"]
         s = str(value).strip()
-        cond = users.c.id == int(s) if s.isdigit() and len(s) < 19 else users.c.username == s
+        cond = users.c.id == as_id(s) if as_id(s) is not None else users.c.username == s
         stmt = sa.select(users.c.id).where(cond)
         row = conn.execute(stmt).first() if conn is not None else next(iter(self._run(stmt)), None)
         if row is None:
@@ -176,22 +175,18 @@ class RecordsService:
         """Per field, in order: (name, from_db, to_json, child entity, stored), built once per entity.
         A converter is None where the field type keeps FieldType's identity method, so reading and
         serialising a page of rows skips thousands of calls that return their argument."""
-        key = entity.table_name
-        if key not in self._plans:
-            def conv(ftype, f, method):
-                fn = getattr(type(ftype), method, None)
-                return None if fn is getattr(FieldType, method) else partial(getattr(ftype, method), f)
+        def conv(ftype, f, method):
+            fn = getattr(type(ftype), method, None)
+            return None if fn is getattr(FieldType, method) else partial(getattr(ftype, method), f)
 
-            self._plans[key] = tuple((f.name, conv(ftype, f, "from_db"), conv(ftype, f, "to_json"), f.child,
-                                      ftype.stored) for f, ftype in self._typed(entity))
-        return self._plans[key]
+        return _memo(self._plans, entity, lambda: tuple(
+            (f.name, conv(ftype, f, "from_db"), conv(ftype, f, "to_json"), f.child, ftype.stored)
+            for f, ftype in self._typed(entity)))
 
     def _typed(self, entity: Entity) -> list:
         """[(field, field type)] of an entity, looked up once."""
-        key = entity.table_name
-        if key not in self._typed_fields:
-            self._typed_fields[key] = [(f, self.types.for_field(f)) for f in entity.fields.values()]
-        return self._typed_fields[key]
+        return _memo(self._typed_fields, entity,
+                     lambda: [(f, self.types.for_field(f)) for f in entity.fields.values()])
 
     def _to_row(self, entity: Entity, record: dict, every_column: bool = False) -> dict:
         """Database values of the record's fields; `every_column` fills absent ones with NULL, so rows
@@ -205,6 +200,9 @@ class RecordsService:
         return row
 
     def _fetch(self, conn, entity: Entity, rid, user=None, action="read", for_update=False) -> dict | None:
+        rid = as_id(rid)
+        if rid is None:
+            return None
         t = self.schema.table(entity)
         stmt = sa.select(t).where(t.c.id == rid)
         scope = self.permissions.row_filter(entity, t, user, action) if user is not None else None
@@ -480,11 +478,7 @@ class RecordsService:
         values = dict(values)
         if version is None and "version" in values:
             version = values.get("version")
-        if version is not None:
-            try:
-                version = int(version)
-            except (TypeError, ValueError):
-                raise ValidationFailed({"version": [message("not_an_integer", loc)]}) from None
+        version = _version(version, loc)
         uploads = UploadLog(self.tenant.storage)
         try:
             new, old = self._update(entity, rid, values, user, version, loc, connection, confirm_duplicates,
@@ -540,9 +534,10 @@ class RecordsService:
         self._deny(entity, user, "delete")
         loc = self._locale(user, locale)
         rid = _as_id(rid)
+        version = _version(version, loc)
         with self._transaction(connection) as conn:
             old = self._fetch_for(conn, entity, rid, user, "delete", loc, for_update=True)
-            if version is not None and int(version) != old["version"]:
+            if version is not None and version != old["version"]:
                 raise self._conflict(conn, entity, old, loc)
             where = []
             for ref_entity, ref_field in self.model.referencing(entity.name):
@@ -865,11 +860,9 @@ class RecordsService:
         return ids
 
     def _record_insert(self, entity: Entity, dialect) -> RecordInsert:
-        key = (entity.table_name, dialect.name)
-        if key not in self._inserts:
-            self._inserts[key] = RecordInsert(self.schema.table(entity), dialect, self._typed(entity),
-                                              self._plan(entity), self.schema.system["audit"])
-        return self._inserts[key]
+        return _memo(self._inserts, entity, lambda: RecordInsert(
+            self.schema.table(entity), dialect, self._typed(entity), self._plan(entity),
+            self.schema.system["audit"]), dialect.name)
 
     def _replace_children(self, conn, sub: Field, parent_id: int, rows: list[dict], delete_first=True) -> None:
         ct = self.schema.table(sub.child)
@@ -980,7 +973,7 @@ class RecordsService:
         reference never reveals the name of a record the user may not see.
         """
         entity = self.entity(entity_name)
-        ids = {i for i in ids if i is not None}
+        ids = {as_id(i) for i in ids} - {None}
         if not ids:
             return {}
         t = self.schema.table(entity)
@@ -1124,8 +1117,29 @@ def _unique_ids(ids: Iterable) -> list[int]:
     return out
 
 
-def _as_id(rid) -> int:
+def _memo(store: dict, entity: Entity, build, *more):
+    """`build()`, kept per Entity *object*: an Entity of an older config (a caller that began before
+    a reload) gets an entry of its own instead of poisoning the current config's one."""
+    key = (id(entity), *more)
+    hit = store.get(key)
+    if hit is None or hit[0] is not entity:
+        hit = store[key] = (entity, build())
+    return hit[1]
+
+
+def _version(version, loc: str) -> int | None:
+    """The version a write is based on, or a 422 naming the `version` field."""
+    if version is None:
+        return None
     try:
-        return int(rid)
+        return int(version)
     except (TypeError, ValueError):
-        raise NotFound("not found") from None
+        raise ValidationFailed({"version": [message("not_an_integer", loc)]}) from None
+
+
+def _as_id(rid) -> int:
+    """A record id, or NotFound: nothing else (and no number beyond a BIGINT) names a record."""
+    rid = as_id(rid)
+    if rid is None:
+        raise NotFound("not found")
+    return rid

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from ..errors import Conflict, Locked, NotFound, ValidationFailed
 from ..i18n import catalogue_text, language
+from ..ids import as_id
 from ..metadata.model import ApprovalFlow, Entity
 from ..permissions import PermissionDenied
 from ..records.audit import audit_row
@@ -323,10 +324,9 @@ class Approvals:
 
     def _open(self, conn, aid, loc: str):
         a = self._t("approvals")
-        try:
-            aid = int(aid)
-        except (TypeError, ValueError):
-            raise NotFound("no such approval") from None
+        aid = as_id(aid)
+        if aid is None:
+            raise NotFound("no such approval")
         stmt = sa.select(a).where(a.c.id == aid)
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
@@ -503,7 +503,7 @@ class Approvals:
         if entity:
             stmt = stmt.where(a.c.entity == entity)
         if record_id is not None:
-            stmt = stmt.where(a.c.record_id == int(record_id))
+            stmt = stmt.where(a.c.record_id == (as_id(record_id) or 0))
         if submitted:
             stmt = stmt.where(a.c.submitted_by == getattr(user, "id", None))
         with self.tenant.db.connect() as conn:

@@ -9,6 +9,7 @@ from typing import Iterable
 import sqlalchemy as sa
 
 from ..i18n import catalogue_text, language
+from ..ids import as_id
 
 # kind → text per language; {params} come from the row's JSON params.
 TEXTS = {
@@ -78,7 +79,7 @@ class Notifications:
         t = self.table
         stmt = t.update().where(t.c.user_id == user.id, t.c.read_at.is_(None))
         if ids is not None:
-            stmt = stmt.where(t.c.id.in_([int(i) for i in ids]))
+            stmt = stmt.where(t.c.id.in_([i for i in map(as_id, ids) if i is not None]))
         with self.tenant.write() as conn:
             return conn.execute(stmt.values(read_at=self.tenant.now())).rowcount
 

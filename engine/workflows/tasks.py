@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from ..errors import NotFound, ValidationFailed
 from ..i18n import catalogue_text
+from ..ids import as_id
 from ..permissions import PermissionDenied
 from ..records.audit import audit_row
 
@@ -100,7 +101,7 @@ class Tasks:
     def get(self, tid, user=None) -> dict:
         t = self.table
         with self.tenant.db.connect() as conn:
-            row = conn.execute(sa.select(t).where(t.c.id == int(tid))).mappings().first()
+            row = conn.execute(sa.select(t).where(t.c.id == (as_id(tid) or 0))).mappings().first()
         if row is None or (user is not None and not self._may_see(row, user)):
             raise NotFound("no such task")
         return self._json([row])[0]
@@ -113,7 +114,7 @@ class Tasks:
         loc = locale or getattr(user, "locale", None) or self.tenant.model.tenant.locale
         t = self.table
         with self.tenant.write() as conn:
-            row = conn.execute(sa.select(t).where(t.c.id == int(tid))).mappings().first()
+            row = conn.execute(sa.select(t).where(t.c.id == (as_id(tid) or 0))).mappings().first()
             if row is None or not self._may_see(row, user):
                 raise NotFound("no such task")
             if user.id != row["assignee_id"] and row["assignee_role"] not in (user.roles or []):
