@@ -384,8 +384,8 @@ def test_security_no_csp_violation_on_workflow_dedup_and_admin_pages(browser, db
     try:
         migrate(tenant)
         generate_demo(tenant, size=3, seed=1)
-        tenant.users.add("boss", ["admin"], password="boss-password-1")
-        tenant.users.change_password("boss", "boss-password-1", "boss-password-2")
+        tenant.users.add("boss", ["admin"], password="chief-pass-1")
+        tenant.users.change_password("boss", "chief-pass-1", "chief-pass-2x")
         deal = tenant.records.list("opportunity", limit=1).items[0]["id"]
         app = create_app(tenant, config={"SECRET_KEY": "csp-test", "FORMWORK_RELOAD_INTERVAL": -1})
         with serve(app) as base:
@@ -393,7 +393,7 @@ def test_security_no_csp_violation_on_workflow_dedup_and_admin_pages(browser, db
             page.set_default_timeout(15000)
             reports = csp_reports(page)
             try:
-                sign_in(page, base, "boss", "boss-password-2")
+                sign_in(page, base, "boss", "chief-pass-2x")
                 for path in ("/pipelines/", "/pipelines/sales", f"/e/opportunity/{deal}", "/inbox",
                              "/duplicates/", "/duplicates/customer", "/quality/", "/admin/", "/admin/users",
                              "/admin/departments", "/admin/roles", "/admin/exports"):
