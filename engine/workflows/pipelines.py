@@ -179,6 +179,7 @@ class Pipelines:
     def history(self, entity_name: str, rid, user=None, locale: str | None = None) -> list[dict]:
         """Every stage a record entered, oldest first, with who/when and the days spent (R27 R31)."""
         self.tenant.records.get(entity_name, rid, user)  # 404 outside the reader's scope
+        visible = self.tenant.records.permissions.visible_fields(self.model.entities[entity_name], user)
         h = self.history_table
         with self.tenant.db.connect() as conn:
             rows = conn.execute(sa.select(h).where(h.c.entity == entity_name, h.c.record_id == int(rid))
@@ -188,6 +189,8 @@ class Pipelines:
         out = []
         for r in rows:
             pipe = self.model.pipelines.get(r["pipeline"])
+            if pipe is not None and pipe.field not in visible:
+                continue  # a stage field hidden from the reader: its moves are too
             stage = pipe.stage(r["stage"]) if pipe else None
             entered, left = as_aware(r["entered_at"]), as_aware(r["left_at"])
             out.append({"pipeline": r["pipeline"], "stage": r["stage"],

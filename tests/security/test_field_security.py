@@ -1,0 +1,94 @@
+"""Field-level security (R40) beyond the sample tenant: hidden-ness runs through formulas of formulas,
+subtables and reference paths, and every read path built on field access follows it.
+
+The permission matrix (tests/web/test_permission_matrix.py) proves each read path on the sample
+tenant; these tests use the small web tenant with formulas the sample does not have.
+"""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from engine.errors import BadRequest
+
+# A clerk reads customers and quotes but neither revenue nor quote lines (hence prices).
+CLERK = {"label": {"zh": "文员", "en": "Clerk"},
+         "entities": {"customer": {"read": "all"}, "quote": {"read": "all"}, "product": {"read": "all"}},
+         "fields": {"customer.revenue": "hidden", "quote.lines": "hidden"}}
+FORMULAS = {
+    "customer": {"revenue_k": {"type": "formula", "label": "Revenue (k)", "returns": "decimal",
+                               "expr": "revenue / 1000"},
+                 "big": {"type": "formula", "label": "Big", "returns": "boolean", "expr": "revenue_k > 100"}},
+    "quote": {"customer_revenue": {"type": "formula", "label": "Customer revenue", "returns": "money",
+                                   "expr": "customer.revenue"},
+              "customer_score": {"type": "formula", "label": "Customer score", "returns": "integer",
+                                 "expr": "customer.score"}},
+}
+
+
+@pytest.fixture
+def shop(db_url, tmp_path, h):
+    config = yaml.safe_load(h.CRM.read_text(encoding="utf-8"))
+    config["roles"]["clerk"] = CLERK
+    for entity, fields in FORMULAS.items():
+        config["entities"][entity]["fields"].update(fields)
+    t = h.make_tenant(db_url, tmp_path, yaml.safe_dump(config, allow_unicode=True))
+    t.users.add("clerk", ["clerk"], password="initial-pass-1")
+    t.users.add("seller", ["sales"], password="initial-pass-1")
+    product = t.records.create("product", {"name": "Widget", "price": "10"})
+    customer = t.records.create("customer", {"name": "Big Co", "industry": "制造业", "revenue": "250000",
+                                             "rating": 4})
+    t.records.create("quote", {"customer": customer["id"],
+                               "lines": [{"product": product["id"], "quantity": 3, "unit_price": "777.5"}]})
+    yield t
+    t.dispose()
+
+
+def test_security_hidden_ness_runs_through_formulas_subtables_and_paths(shop):
+    perms = shop.records.permissions
+    clerk, seller = shop.users.by_username("clerk"), shop.users.by_username("seller")
+    customer, quote = shop.model.entity("customer"), shop.model.entity("quote")
+    seen = perms.visible_fields(customer, clerk)
+    assert not {"revenue", "revenue_k", "big"} & seen and {"score", "rating"} <= seen   # a chain; a control
+    seen = perms.visible_fields(quote, clerk)
+    assert not {"lines", "total", "customer_revenue"} & seen and "customer_score" in seen
+    assert {"revenue", "revenue_k", "big"} <= perms.visible_fields(customer, seller)
+    assert {"total", "customer_revenue"} <= perms.visible_fields(quote, seller)
+
+
+def test_security_derived_fields_leave_every_read_of_the_clerk(shop):
+    clerk = shop.users.by_username("clerk")
+    rec = shop.records.list("quote", clerk).items[0]
+    assert not {"lines", "total", "customer_revenue"} & set(rec) and rec["customer_score"] == 80
+    cust = shop.records.get("customer", rec["customer"], clerk)
+    assert not {"revenue", "revenue_k", "big"} & set(cust)
+    assert "250" not in str(shop.records.history("customer", cust["id"], clerk))
+    assert "2332.5" not in str(shop.records.history("quote", rec["id"], clerk))
+    assert "total" not in shop.records.preview("quote", {"customer": cust["id"]}, clerk)
+
+
+@pytest.mark.parametrize("entity, name", [("customer", "revenue_k"), ("customer", "big"),
+                                          ("quote", "total"), ("quote", "customer_revenue")])
+def test_security_a_derived_field_is_refused_like_an_unknown_one(shop, entity, name):
+    clerk = shop.users.by_username("clerk")
+    for key in (name, f"{name}__contains", f"{name}__between", f"{name}__empty"):
+        with pytest.raises(BadRequest) as hidden:
+            shop.records.list(entity, clerk, filters={key: "1"})
+        with pytest.raises(BadRequest) as unknown:
+            shop.records.list(entity, clerk, filters={key.replace(name, "no_such"): "1"})
+        assert str(hidden.value) == str(unknown.value).replace("no_such", name)
+    for sort in (name, f"-{name}"):
+        with pytest.raises(BadRequest) as hidden:
+            shop.records.list(entity, clerk, sort=sort)
+        with pytest.raises(BadRequest) as unknown:
+            shop.records.list(entity, clerk, sort=sort.replace(name, "no_such"))
+        assert str(hidden.value) == str(unknown.value).replace("no_such", name)
+
+
+def test_security_boolean_filters_answer_and_refuse_ranges_instead_of_crashing(shop):
+    """Who may see a boolean (formula) gets it filtered, and a clear 400 for a range on it, not a 500."""
+    seller = shop.users.by_username("seller")
+    with pytest.raises(BadRequest, match="operator 'between' is not allowed on formula field 'big'"):
+        shop.records.list("customer", seller, filters={"big__between": "0,1"})
+    assert [r["name"] for r in shop.records.list("customer", seller, filters={"big": "true"}).items] == ["Big Co"]
+    assert shop.records.list("customer", seller, filters={"listed": "true"}).items == []
