@@ -15,6 +15,9 @@ from engine.errors import BadRequest
 CLERK = {"label": {"zh": "文员", "en": "Clerk"},
          "entities": {"customer": {"read": "all"}, "quote": {"read": "all"}, "product": {"read": "all"}},
          "fields": {"customer.revenue": "hidden", "quote.lines": "hidden"}}
+# An editor keeps customers tidy (and may clean up duplicates) without seeing their phone numbers.
+EDITOR = {"label": "Editor", "entities": {"customer": {"read": "all", "update": "all"}},
+          "fields": {"customer.phone": "hidden"}}
 FORMULAS = {
     "customer": {"revenue_k": {"type": "formula", "label": "Revenue (k)", "returns": "decimal",
                                "expr": "revenue / 1000"},
@@ -30,11 +33,14 @@ FORMULAS = {
 def shop(db_url, tmp_path, h):
     config = yaml.safe_load(h.CRM.read_text(encoding="utf-8"))
     config["roles"]["clerk"] = CLERK
+    config["roles"]["editor"] = EDITOR
+    config["entities"]["customer"]["duplicates"] = [{"field": "phone", "match": "exact"}]
     for entity, fields in FORMULAS.items():
         config["entities"][entity]["fields"].update(fields)
     t = h.make_tenant(db_url, tmp_path, yaml.safe_dump(config, allow_unicode=True))
     t.users.add("clerk", ["clerk"], password="initial-pass-1")
     t.users.add("seller", ["sales"], password="initial-pass-1")
+    t.users.add("editor", ["editor"], password="initial-pass-1")
     product = t.records.create("product", {"name": "Widget", "price": "10"})
     customer = t.records.create("customer", {"name": "Big Co", "industry": "制造业", "revenue": "250000",
                                              "rating": 4})
@@ -92,3 +98,16 @@ def test_security_boolean_filters_answer_and_refuse_ranges_instead_of_crashing(s
         shop.records.list("customer", seller, filters={"big__between": "0,1"})
     assert [r["name"] for r in shop.records.list("customer", seller, filters={"big": "true"}).items] == ["Big Co"]
     assert shop.records.list("customer", seller, filters={"listed": "true"}).items == []
+
+
+def test_security_duplicate_scan_does_not_group_by_a_hidden_field(shop):
+    """Two customers sharing a phone number form a cluster for who sees phones, not for the editor
+    (the cluster would tell them the hidden numbers are alike)."""
+    from engine.dedup.scan import scan
+
+    for name in ("Twin A", "Twin B"):
+        shop.records.create("customer", {"name": name, "industry": "制造业", "phone": "021-55501234"},
+                            confirm_duplicates=True)
+    seller, editor = shop.users.by_username("seller"), shop.users.by_username("editor")
+    assert [sorted(c.titles.values()) for c in scan(shop, "customer", seller)] == [["Twin A", "Twin B"]]
+    assert scan(shop, "customer", editor) == []

@@ -136,6 +136,7 @@ class World:
         self.tokens = {}
         self.clients = {}
         self.records: dict[str, dict[int, dict]] = {}
+        self.shares: dict[tuple[str, int], list[tuple]] = {}
         self.app = None
 
     def client(self, name):
@@ -196,9 +197,15 @@ def world(world_db, tmp_path_factory):
         t.records.update("customer", rid, {"needs": f"{SENTINEL_NEEDS}-old-{rid}", "credit_limit": f"{SENTINEL_CREDIT}.{rid % 10}1",
                                            "level": "ABC"[i % 3]})
         t.records.update("customer", rid, {"needs": f"{SENTINEL_NEEDS}-{rid}", "credit_limit": f"{SENTINEL_CREDIT}.{rid % 10}2"})
+    for rid in sorted(_all(t, "opportunity")):
+        t.records.update("opportunity", rid, {})   # customer_credit reads the credit limits just set
     for entity in ENTITIES:
         w.records[entity] = _all(t, entity)
         assert len(w.records[entity]) >= 3, entity
+    sh = t.schema.system["shares"]
+    with t.db.connect() as conn:   # approvals share a record with its approvers (R4)
+        for r in conn.execute(sa.select(sh)).mappings():
+            w.shares.setdefault((r["entity"], r["record_id"]), []).append((r["user_id"], r["department"], r["access"]))
     w.app = create_app(t, config={"TESTING": True, "SECRET_KEY": "matrix-secret"})
     yield w
     t.dispose()
@@ -235,8 +242,18 @@ def grant(user, entity, action):
     return parse_grant(spec.get(action))
 
 
+def shared(w, user, entity, action, rec) -> bool:
+    """Is `rec` shared with the user or their department for `action` (read and export: any share,
+    update: a write share)?"""
+    u = w.users[user]
+    if action not in ("read", "export", "update"):
+        return False
+    return any((uid == u.id or (dept and dept == u.department)) and (action != "update" or access == "write")
+               for uid, dept, access in w.shares.get((entity, rec["id"]), []))
+
+
 def allowed(w, user, entity, action, rec) -> bool:
-    """May `user` do `action` on `rec`, by the YAML alone (no shares exist in this world)."""
+    """May `user` do `action` on `rec`, by the YAML and the shares the world's approvals made."""
     scope, where = grant(user, entity, action)
     u = w.users[user]
     if scope == "none":
@@ -252,6 +269,7 @@ def allowed(w, user, entity, action, rec) -> bool:
         ok = rec["department"] in depts or rec["owner"] == u.id
     else:
         ok = True
+    ok = ok or shared(w, user, entity, action, rec)
     if ok and where:
         expr = compile_expression(where, entity=w.t.model.entity(entity), model=w.t.model)
         ok = bool(expr.matches(rec, tz=w.t.timezone))
