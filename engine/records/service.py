@@ -875,9 +875,11 @@ class RecordsService:
         who = last.get("username") or "?"
         when = last.get("at")
         when_text = when.astimezone(self.tenant.timezone).strftime("%Y-%m-%d %H:%M") if when else "?"
+        changes = last.get("changes") or {}
+        if not self.permissions.is_superuser(user):
+            changes = self.permissions.visible_changes(entity, user, changes)
         return Conflict(message("conflict", loc, who=who, when=when_text),
-                        current_version=(current or old)["version"], changed_by=who,
-                        changes=self.permissions.visible_changes(entity, user, last.get("changes") or {}))
+                        current_version=(current or old)["version"], changed_by=who, changes=changes)
 
     # --- presentation -------------------------------------------------------------------------
 

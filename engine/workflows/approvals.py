@@ -518,6 +518,7 @@ class Approvals:
         for r in rows:
             flow = self.model.approvals[r["flow"]]
             entity = self.model.entities[flow.entity]
+            visible = self.tenant.records.permissions.visible_fields(entity, user)  # a locked value may be hidden
             step_json = []
             can_decide = False
             for st in steps.get(r["id"], []):
@@ -544,8 +545,7 @@ class Approvals:
                 "submitted_at": as_aware(r["submitted_at"]).isoformat(),
                 "decided_at": as_aware(r["decided_at"]).isoformat() if r["decided_at"] else None,
                 "values": {f: {"label": entity.fields[f].label.get(loc), "value": v}
-                           for f, v in json.loads(r["snapshot"] or "{}").items()
-                           if f in entity.fields and f in self.tenant.records.permissions.visible_fields(entity, user)},
+                           for f, v in json.loads(r["snapshot"] or "{}").items() if f in visible},
                 "version": r["version"], "steps": step_json,
                 "can": {"approve": can_decide, "reject": can_decide,
                         "withdraw": r["status"] == OPEN and uid is not None and uid == r["submitted_by"],
