@@ -114,3 +114,27 @@ def test_security_duplicate_scan_does_not_group_by_a_hidden_field(shop):
     seller, editor = shop.users.by_username("seller"), shop.users.by_username("editor")
     assert [sorted(c.titles.values()) for c in scan(shop, "customer", seller)] == [["Twin A", "Twin B"]]
     assert scan(shop, "customer", editor) == []
+
+
+def test_security_stage_history_of_a_hidden_stage_field_is_hidden(db_url, tmp_path, h):
+    """Who may not see a record's stage does not see when it moved either (the stage history)."""
+    config = yaml.safe_load(h.CRM.read_text(encoding="utf-8"))
+    config["entities"]["deal"] = {"label": "Deal", "title": "name", "fields": {
+        "name": {"type": "text", "label": "Name", "required": True}, "amount": {"type": "money", "label": "Amount"}}}
+    config["pipelines"] = {"deals": {"label": "Deals", "entity": "deal", "field": "stage", "amount": "amount",
+                                     "stages": [{"name": "new", "probability": 10}, {"name": "offer", "probability": 50}]}}
+    config["roles"]["watcher"] = {"label": "Watcher", "entities": {"deal": {"read": "all"}},
+                                  "fields": {"deal.stage": "hidden"}}
+    config["roles"]["sales"]["entities"]["deal"] = {"read": "all", "create": True, "update": "all"}
+    t = h.make_tenant(db_url, tmp_path, yaml.safe_dump(config, allow_unicode=True))
+    try:
+        t.users.add("watcher", ["watcher"], password="initial-pass-1")
+        t.users.add("seller", ["sales"], password="initial-pass-1")
+        deal = t.records.create("deal", {"name": "Big deal", "amount": "5000", "stage": "new"})
+        t.records.update("deal", deal["id"], {"stage": "offer"})
+        seller, watcher = t.users.by_username("seller"), t.users.by_username("watcher")
+        assert [e["stage"] for e in t.pipelines.history("deal", deal["id"], seller)] == ["new", "offer"]
+        assert t.pipelines.history("deal", deal["id"], watcher) == []
+        assert [e["action"] for e in t.records.history("deal", deal["id"], watcher)] == ["create"]
+    finally:
+        t.dispose()
