@@ -270,14 +270,34 @@ class Permissions:
     # -- field level ---------------------------------------------------------------------------
 
     def field_access(self, entity, user) -> dict[str, str]:
-        """{field: "hidden" | "read" | "write"}: the most generous of the user's roles."""
+        """{field: "hidden" | "read" | "write"}: the most generous of the user's roles.
+
+        A formula that reads a hidden field (directly, through other formulas, a subtable or a dotted
+        reference path) is hidden too: its value would give the hidden one away.
+        """
         if self.is_superuser(user):
             return {name: "write" for name in entity.fields}
+        roles = self._user_roles(user)
+        key = tuple(sorted({r.name for r in roles}))
+        resolved = self._access_by_roles.get(key)
+        if resolved is None:
+            resolved = self._access_by_roles[key] = self._resolve_access(roles)
+        found = resolved.get(entity.table_name)
+        return dict(found) if found is not None and found.keys() == entity.fields.keys() \
+            else self._base_access(entity, roles)
+
+    @cached_property
+    def _access_by_roles(self) -> dict[tuple, dict[str, dict[str, str]]]:
+        """{role names: {table name: field access}}, worked out once per set of roles (the model is fixed)."""
+        return {}
+
+    def _base_access(self, entity, roles: list[RoleRules]) -> dict[str, str]:
+        """Field access from the roles' grants and `fields:` overrides alone (no formula propagation)."""
         top = entity
         while getattr(top, "parent", None) is not None:
             top = top.parent
         out = {name: "hidden" for name in entity.fields}
-        for role in self._user_roles(user):
+        for role in roles:
             grants = role.grants.get(top.name, {})
             if not any(g.scope != "none" for g in grants.values()) and not role.flags.get(top.name):
                 continue
@@ -289,6 +309,48 @@ class Permissions:
                 if ACCESS.index(access) > ACCESS.index(out[name]):
                     out[name] = access
         return out
+
+    def _resolve_access(self, roles: list[RoleRules]) -> dict[str, dict[str, str]]:
+        """Every entity's field access for these roles, formulas over hidden fields hidden as well.
+
+        Hiding only ever grows, so repeating until nothing changes reaches formulas of formulas and
+        paths across entities (which may refer to each other) without ordering them.
+        """
+        model = self.tenant.model
+        entities = list(model.all_entities())
+        access = {e.table_name: self._base_access(e, roles) for e in entities}
+        formulas = [(e, f) for e in entities for f in e.fields.values() if getattr(f, "expr", None) is not None]
+        changed = True
+        while changed:
+            changed = False
+            for ent, f in formulas:
+                if access[ent.table_name][f.name] != "hidden" and self._reads_hidden(ent, f.expr, access):
+                    access[ent.table_name][f.name] = "hidden"
+                    changed = True
+        return access
+
+    def _reads_hidden(self, entity, expr, access: dict[str, dict[str, str]]) -> bool:
+        """Does the compiled expression read a field hidden in `access` (names and dotted paths)?"""
+        own = access.get(entity.table_name, {})
+        if any(own.get(name) == "hidden" for name in getattr(expr, "names", ())):
+            return True
+        for path in getattr(expr, "paths", ()):
+            current = entity
+            for seg in path:
+                if current is None:
+                    break
+                if access.get(current.table_name, {}).get(seg) == "hidden":
+                    return True
+                fld = current.fields.get(seg)
+                if fld is None:          # a system field: never hidden
+                    break
+                if fld.type == "reference" and getattr(fld, "to", None):
+                    current = self.tenant.model.entities.get(fld.to)
+                elif getattr(fld, "child", None) is not None:
+                    current = fld.child
+                else:                    # e.g. stage.probability: the stage's settings, not a field
+                    break
+        return False
 
     def visible_fields(self, entity, user) -> set[str]:
         return {n for n, a in self.field_access(entity, user).items() if a != "hidden"}
@@ -302,6 +364,38 @@ class Permissions:
             if f.name in out and out[f.name]:
                 out[f.name] = [self.mask(f.child, user, r) for r in out[f.name]]
         return out
+
+    def visible_changes(self, entity, user, changes: dict) -> dict:
+        """An audit entry's {field: [old, new]} as `user` may see it: only visible and system fields,
+        subtable rows masked like records."""
+        access = self.field_access(entity, user)
+        keep = {n for n, a in access.items() if a != "hidden"} | set(entity.system_fields)
+        out = {}
+        for key, pair in (changes or {}).items():
+            name = key.split(".")[0]
+            if name not in keep:
+                continue
+            sub = entity.fields.get(name)
+            if sub is not None and sub.child is not None and isinstance(pair, list) and not self.is_superuser(user):
+                pair = [[self.mask(sub.child, user, r) if isinstance(r, dict) else r for r in side]
+                        if isinstance(side, list) else side for side in pair]
+            out[key] = pair
+        return out
+
+    def touches_only_hidden(self, entity, user, changes: dict) -> bool:
+        """Did a change write hidden fields and nothing `user` may see? (Then even its time is a secret.)"""
+        if not changes or self.is_superuser(user):
+            return False
+        access = self.field_access(entity, user)
+        hidden = any(access.get(key.split(".")[0]) == "hidden" for key in changes)
+        return hidden and not self.visible_changes(entity, user, changes)
+
+    def shown_title(self, entity, user, record_id, title: str, locale: str | None = None) -> str:
+        """A record's title stored elsewhere (a task, an approval) as `user` may see it: "<entity> #id"
+        when the title field is hidden from them."""
+        if user is None or not entity.title or entity.title in self.visible_fields(entity, user):
+            return title
+        return f"{entity.label.get(locale)} #{record_id}"
 
     # -- export --------------------------------------------------------------------------------
 

@@ -347,6 +347,9 @@ def search():
 def list_filters(ent, args) -> dict:
     """`field=value` / `field__op=value` parameters → the records service's filters."""
     filters: dict = {}
+    # A field hidden from the caller (or a formula over one) is refused exactly like one that does
+    # not exist: another message would confirm it is there.
+    visible = service().permissions.visible_fields(ent, me())
     for key in args:
         values = args.getlist(key)
         if key in LIST_PARAMS:
@@ -357,7 +360,7 @@ def list_filters(ent, args) -> dict:
         if key == "stagnant" and tenant().model.pipelines_of(ent.name):
             filters[key] = values[-1]          # stalled in their stage (R27), for entities with a pipeline
             continue
-        if not name or queryable_field(ent, name) is None:
+        if not name or queryable_field(ent, name) is None or (name in ent.fields and name not in visible):
             raise ApiError(400, f"unknown query parameter '{key}'")
         if len(values) > 1:
             if op not in MULTI_VALUE_OPS:

@@ -74,6 +74,11 @@ def _money(value) -> str:
     return format(Decimal(str(value or 0)), "f")
 
 
+def _figure(value) -> str | None:
+    """A board sum, or null when the reader may not see the amount it adds up."""
+    return None if value is None else _money(value)
+
+
 # ----------------------------------------------------------------------------------- approvals
 
 @bp.get("/approvals", endpoint="approvals")
@@ -171,12 +176,12 @@ def pipeline_board(name):
         columns.append({
             "stage": col.stage.name, "label": label(col.stage.label, lang),
             "probability": _money(col.stage.probability), "outcome": col.stage.outcome,
-            "count": col.count, "amount": _money(col.amount), "weighted": _money(col.weighted),
+            "count": col.count, "amount": _figure(col.amount), "weighted": _figure(col.weighted),
             "cards": [{"id": c.record["id"], "title": c.title, "owner": c.display.get("owner"),
                        "days_in_stage": c.days_in_stage, "stagnant": c.stagnant,
                        "record": svc.to_json(pipe.entity, c.record)} for c in col.cards]})
-    return jsonify({**_describe(pipe), "columns": columns, "total_amount": _money(board.total_amount),
-                    "total_weighted": _money(board.total_weighted)})
+    return jsonify({**_describe(pipe), "columns": columns, "total_amount": _figure(board.total_amount),
+                    "total_weighted": _figure(board.total_weighted)})
 
 
 @bp.post("/pipelines/<name>/move", endpoint="pipeline_move")

@@ -275,7 +275,7 @@ def board_context(name: str) -> dict:
             pending = [label(f.label) for f in flows if rec.get(f.status_field) == "pending"]
             cards.append({
                 "id": rec["id"], "version": rec.get("version"), "title": card.title or f"#{rec['id']}",
-                "amount": short_money(card.display.get(pipe.amount)) if pipe.amount else "",
+                "amount": short_money(card.display.get(pipe.amount)) if board.amount_visible and pipe.amount else "",
                 "owner": card.display.get("owner") or "", "days": card.days_in_stage,
                 "stalled": card.stagnant, "pending": pending,
                 "movable": can_update and access.can_on(ent, "update", rec),
@@ -285,7 +285,8 @@ def board_context(name: str) -> dict:
         columns.append({
             "stage": col.stage, "name": col.stage.name, "label": label(col.stage.label),
             "probability": f"{col.stage.probability.normalize():f}", "outcome": col.stage.outcome,
-            "count": col.count, "amount": money_text(col.amount, pipe), "weighted": money_text(col.weighted, pipe),
+            "count": col.count, "amount": money_text(col.amount, pipe) if board.amount_visible else "",
+            "weighted": money_text(col.weighted, pipe) if board.amount_visible else "",
             "cards": cards, "more": more,
             "more_url": url_for("entities.list_view", entity=ent.name) + "?" + urlencode(
                 {pipe.field: col.stage.name, **filters, **({"q": q} if q else {})}),
@@ -296,17 +297,19 @@ def board_context(name: str) -> dict:
         stalled_count = t.records.count(ent.name, me(), filters={**filters, "stagnant": "1"}, search=q or None)
     except BadRequest:
         stalled_count = 0
+    shown = board.amount_visible
     totals = {"open_count": sum(c.count for c in open_cols),
-              "amount": money_text(board.total_amount, pipe), "weighted": money_text(board.total_weighted, pipe),
+              "amount": money_text(board.total_amount, pipe) if shown else "",
+              "weighted": money_text(board.total_weighted, pipe) if shown else "",
               "won_count": sum(c.count for c in won),
-              "won_amount": money_text(sum((c.amount for c in won), Decimal(0)), pipe),
+              "won_amount": money_text(sum((c.amount for c in won), Decimal(0)), pipe) if shown else "",
               "stalled": stalled_count}
     params = {k: v for k, v in (("stalled", "1" if stalled else ""), ("owner", owner), ("q", q)) if v}
     return {"pipe": pipe, "ent": ent, "columns": columns, "totals": totals, "stalled": stalled, "owner": owner,
             "q": q, "owners": owner_choices(), "filtered": bool(params),
             "board_url": url_for("workflows.board", name=pipe.name) + ("?" + urlencode(params) if params else ""),
             "pipe_label": label(pipe.label) or pipe.name, "entity_label": label(ent.label) or ent.name,
-            "has_amount": bool(pipe.amount), "can_create": access.can(ent, "create")}
+            "has_amount": bool(pipe.amount) and shown, "can_create": access.can(ent, "create")}
 
 
 @bp.get("/pipelines/")

@@ -70,6 +70,9 @@ def scan(tenant, entity, user=None, threshold: float | None = None, rule_fields:
         rules = [r for r in rules if r.label == rule_fields]
     records = tenant.records
     perms = records.permissions
+    # Records grouped by a field the user may not see would tell them those hidden values are alike.
+    visible = perms.visible_fields(entity, user)
+    rules = [r for r in rules if set(r.fields) <= visible]
     t = tenant.schema.table(entity)
     pairs: list[Pair] = []
     with tenant.write() as conn:

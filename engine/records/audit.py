@@ -102,8 +102,3 @@ def _merged_ids(items: list[dict], seen: set[int]) -> list[int]:
             ids = pair[1] if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], list) else []
             found.extend(i for i in ids if isinstance(i, int) and i not in seen)
     return list(dict.fromkeys(found))
-
-
-def last_change(conn: sa.Connection, table: sa.Table, entity: str, record_id: int) -> dict | None:
-    history = read_history(conn, table, entity, record_id)
-    return history[0] if history else None

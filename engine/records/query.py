@@ -60,9 +60,10 @@ def parse_filters(entity: Entity, params: Mapping[str, Any], types, ctx) -> list
         ftype = types.for_field(field)
         if not ftype.stored:
             raise BadRequest(f"field '{name}' cannot be filtered")
-        if op not in ftype.operators:
+        allowed = ftype.operators_for(field)  # a formula's are those of what it returns
+        if op not in allowed:
             raise BadRequest(f"operator '{op}' is not allowed on {field.type} field '{name}' "
-                             f"(allowed: {', '.join(ftype.operators)})")
+                             f"(allowed: {', '.join(allowed)})")
         out.append(Filter(field, op, _filter_value(field, ftype, op, raw, ctx)))
     return out
 
@@ -119,8 +120,12 @@ def filter_clause(table: sa.Table, f: Filter, types) -> Any:
         parts = ([col >= lo] if lo is not None else []) + ([col <= hi] if hi is not None else [])
         return sa.and_(*parts) if parts else sa.true()
     db = ftype.to_db(f.field, v)
-    return {"eq": col == db, "ne": sa.or_(col != db, col.is_(None)), "lt": col < db, "lte": col <= db,
-            "gt": col > db, "gte": col >= db}[op]
+    if op == "eq":
+        return col == db
+    if op == "ne":
+        return sa.or_(col != db, col.is_(None))
+    # Only the operator asked for is built: SQLAlchemy refuses `<` against True/False (booleans).
+    return {"lt": col.__lt__, "lte": col.__le__, "gt": col.__gt__, "gte": col.__ge__}[op](db)
 
 
 def _is_textual(col) -> bool:

@@ -15,7 +15,7 @@ from ..i18n import message
 from ..ids import as_id
 from ..metadata.model import Entity, Field
 from ..permissions import PermissionDenied, Permissions
-from .audit import audit_row, last_change, read_history
+from .audit import audit_row, read_history
 from .bulk import AUDIT_JSON, RecordInsert, creation_changes, existing_values
 from ..schema.storage import sqlite_counter
 from .files import discard_unreferenced, file_keys
@@ -308,9 +308,11 @@ class RecordsService:
             if clause is not None:
                 conds.append(clause)
                 del filters[key]
+        for key in filters:  # before parsing: an operator or type error would confirm the field exists
+            name = key.partition("__")[0]
+            if name in entity.fields and name not in visible:
+                raise BadRequest(f"unknown filter field '{name}' on {entity.name}")
         for f in parse_filters(entity, filters, self.types, ctx):
-            if f.field.name in entity.fields and f.field.name not in visible:
-                raise BadRequest(f"unknown filter field '{f.field.name}' on {entity.name}")
             conds.append(filter_clause(t, f, self.types))
         if search:
             clause = search_clause(entity, t, search, visible, self.types)
@@ -328,9 +330,10 @@ class RecordsService:
             raise BadRequest("limit must be a positive whole number")
         limit = min(limit, MAX_LIMIT)
         t, conds = self._select(entity, user, filters, search, ctx)
+        name = (sort or "").lstrip("-+")
+        if name in entity.fields and name not in self.permissions.visible_fields(entity, user):
+            raise BadRequest(f"cannot sort by unknown field '{name}' on {entity.name}")
         srt = parse_sort(entity, sort, self.types)
-        if srt.field.name in entity.fields and srt.field.name not in self.permissions.visible_fields(entity, user):
-            raise BadRequest(f"cannot sort by unknown field '{srt.field.name}' on {entity.name}")
         if after:
             conds.append(cursor_clause(t, srt, after, self.types, ctx))
         stmt = sa.select(t).where(*conds).order_by(*order_by(t, srt)).limit(limit + 1)
@@ -354,12 +357,16 @@ class RecordsService:
         """The audit timeline of a record, newest first, without fields the user may not see."""
         entity = self.entity(entity_name)
         self.get(entity_name, rid, user)  # 404 outside scope
-        visible = self.permissions.visible_fields(entity, user) | set(entity.system_fields)
         with self.tenant.db.connect() as conn:
             items = read_history(conn, self.schema.system["audit"], entity.name, _as_id(rid))
+        perms = self.permissions
+        out = []
         for it in items:
-            it["changes"] = {k: v for k, v in it["changes"].items() if k.split(".")[0] in visible}
-        return items
+            if perms.touches_only_hidden(entity, user, it["changes"]):
+                continue  # even "changed at 10:02" would tell when a hidden value moved
+            it["changes"] = perms.visible_changes(entity, user, it["changes"])
+            out.append(it)
+        return out
 
     def quick_search(self, text: str, user=None, limit: int = 20) -> list[dict]:
         """Records of every entity whose title, text fields or phone numbers match (R10)."""
@@ -496,7 +503,7 @@ class RecordsService:
         with self._transaction(connection) as conn:
             old = self._fetch_for(conn, entity, rid, user, "update", loc, for_update=True)
             if version is not None and version != old["version"]:
-                raise self._conflict(conn, entity, old, loc)
+                raise self._conflict(conn, entity, old, loc, user)
             record = self._validated(conn, entity, values, old, user, loc, uploads)
             changes = self._changes(entity, old, record)
             if not changes:
@@ -510,7 +517,7 @@ class RecordsService:
                        owner=record.get("owner"), department=record.get("department"))
             res = conn.execute(t.update().where(t.c.id == rid, t.c.version == old["version"]).values(row))
             if res.rowcount != 1:
-                raise self._conflict(conn, entity, old, loc)
+                raise self._conflict(conn, entity, old, loc, user)
             for sub in entity.subtables():
                 if sub.name in changes:
                     self._replace_children(conn, sub, rid, record[sub.name])
@@ -538,7 +545,7 @@ class RecordsService:
         with self._transaction(connection) as conn:
             old = self._fetch_for(conn, entity, rid, user, "delete", loc, for_update=True)
             if version is not None and version != old["version"]:
-                raise self._conflict(conn, entity, old, loc)
+                raise self._conflict(conn, entity, old, loc, user)
             where = []
             for ref_entity, ref_field in self.model.referencing(entity.name):
                 rt = self.schema.table(ref_entity)
@@ -927,15 +934,19 @@ class RecordsService:
     def _child_json(self, sub: Field, row: dict) -> dict:
         return {f.name: self.types.for_field(f).to_json(f, row.get(f.name)) for f in sub.child.fields.values()}
 
-    def _conflict(self, conn, entity: Entity, old: dict, loc: str) -> Conflict:
+    def _conflict(self, conn, entity: Entity, old: dict, loc: str, user=None) -> Conflict:
         current = self._fetch(conn, entity, old["id"])
-        last = last_change(conn, self.schema.system["audit"], entity.name, old["id"]) or {}
+        # The newest change the user may know of: one to hidden fields only would tell when they moved.
+        last = next((h for h in read_history(conn, self.schema.system["audit"], entity.name, old["id"])
+                     if not self.permissions.touches_only_hidden(entity, user, h["changes"])), {})
         who = last.get("username") or "?"
         when = last.get("at")
         when_text = when.astimezone(self.tenant.timezone).strftime("%Y-%m-%d %H:%M") if when else "?"
+        changes = last.get("changes") or {}
+        if not self.permissions.is_superuser(user):
+            changes = self.permissions.visible_changes(entity, user, changes)
         return Conflict(message("conflict", loc, who=who, when=when_text),
-                        current_version=(current or old)["version"], changed_by=who,
-                        changes=last.get("changes") or {})
+                        current_version=(current or old)["version"], changed_by=who, changes=changes)
 
     # --- presentation -------------------------------------------------------------------------
 

@@ -551,6 +551,7 @@ class Approvals:
         for r in rows:
             flow = self.model.approvals[r["flow"]]
             entity = self.model.entities[flow.entity]
+            visible = self.tenant.records.permissions.visible_fields(entity, user)  # a locked value may be hidden
             step_json = []
             can_decide = False
             for st in steps.get(r["id"], []):
@@ -570,13 +571,14 @@ class Approvals:
                                    "at": as_aware(x["at"]).isoformat()} for x in decs]})
             out.append({
                 "id": r["id"], "flow": flow.name, "flow_label": flow.label.get(loc), "entity": flow.entity,
-                "entity_label": entity.label.get(loc), "record_id": r["record_id"], "title": r["title"],
+                "entity_label": entity.label.get(loc), "record_id": r["record_id"],
+                "title": self.tenant.records.permissions.shown_title(entity, user, r["record_id"], r["title"], loc),
                 "status": r["status"], "status_label": label(STATUS_TEXT, r["status"], loc), "step": r["step"],
                 "submitted_by": {"id": r["submitted_by"], "name": names.get(r["submitted_by"])},
                 "submitted_at": as_aware(r["submitted_at"]).isoformat(),
                 "decided_at": as_aware(r["decided_at"]).isoformat() if r["decided_at"] else None,
                 "values": {f: {"label": entity.fields[f].label.get(loc), "value": v}
-                           for f, v in json.loads(r["snapshot"] or "{}").items() if f in entity.fields},
+                           for f, v in json.loads(r["snapshot"] or "{}").items() if f in visible},
                 "version": r["version"], "steps": step_json,
                 "can": {"approve": can_decide, "reject": can_decide,
                         "withdraw": r["status"] == OPEN and uid is not None and uid == r["submitted_by"],

@@ -46,16 +46,36 @@ class Notifications:
         """One notification per user (each user once); the send hook runs in the same transaction, so a
         channel plugin should queue rather than send."""
         now = self.tenant.now()
-        rows = []
-        for uid in dict.fromkeys(u for u in user_ids if u is not None):
-            rows.append({"user_id": uid, "kind": kind, "params": json.dumps(params, ensure_ascii=False, default=str),
+        uids = list(dict.fromkeys(u for u in user_ids if u is not None))
+        recipients = self._recipients(conn, uids) if entity and "title" in params else {}
+        rows, sent = [], []
+        for uid in uids:
+            mine = self.for_reader(recipients.get(uid), params, entity, record_id)
+            rows.append({"user_id": uid, "kind": kind, "params": json.dumps(mine, ensure_ascii=False, default=str),
                          "entity": entity, "record_id": record_id, "approval_id": approval_id,
                          "task_id": task_id, "created_at": now, "read_at": None})
+            sent.append(mine)
         if rows:
             conn.execute(self.table.insert(), rows)
             self.tenant.pm.hook.formwork_notifications_send(
-                tenant=self.tenant, notifications=[{**r, "params": params} for r in rows], connection=conn)
+                tenant=self.tenant, notifications=[{**r, "params": p} for r, p in zip(rows, sent)], connection=conn)
         return rows
+
+    def _recipients(self, conn: sa.Connection, uids: list[int]) -> dict:
+        users = self.tenant.users
+        t = users.users_t
+        return {r.id: users._row_to_user(r) for r in conn.execute(sa.select(t).where(t.c.id.in_(uids or [0])))}
+
+    def for_reader(self, user, params: dict, entity: str | None, record_id: int | None) -> dict:
+        """The params as `user` may read them: the title of a record whose title field is hidden from
+        them becomes "<entity> #id" (each recipient gets their own text, e-mail channels included)."""
+        ent = self.tenant.model.entities.get(entity) if entity else None
+        if user is None or ent is None or not ent.title or "title" not in params:
+            return params
+        perms = self.tenant.records.permissions
+        if ent.title in perms.visible_fields(ent, user):
+            return params
+        return {**params, "title": {lang: f"{text} #{record_id}" for lang, text in ent.label.texts}}
 
     def list(self, user, unread_only: bool = False, limit: int = 50, locale: str | None = None) -> list[dict]:
         t = self.table
@@ -66,7 +86,7 @@ class Notifications:
         loc = locale or getattr(user, "locale", None) or self.tenant.model.tenant.locale
         with self.tenant.db.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
-        return [self._json(r, loc) for r in rows]
+        return [self._json(r, loc, user) for r in rows]
 
     def unread_count(self, user) -> int:
         t = self.table
@@ -83,9 +103,9 @@ class Notifications:
         with self.tenant.write() as conn:
             return conn.execute(stmt.values(read_at=self.tenant.now())).rowcount
 
-    @staticmethod
-    def _json(row, locale: str) -> dict:
-        params = json.loads(row["params"] or "{}")
+    def _json(self, row, locale: str, user) -> dict:
+        # Checked again on reading: the reader's roles may have changed since it was sent.
+        params = self.for_reader(user, json.loads(row["params"] or "{}"), row["entity"], row["record_id"])
         at = row["created_at"]
         return {"id": row["id"], "kind": row["kind"], "text": render(row["kind"], params, locale),
                 "entity": row["entity"], "record_id": row["record_id"], "approval_id": row["approval_id"],

@@ -48,8 +48,8 @@ class Card:
 class Column:
     stage: Stage
     count: int
-    amount: Decimal
-    weighted: Decimal
+    amount: Decimal | None          # None: the pipeline has no amount the reader may see
+    weighted: Decimal | None
     cards: list[Card] = dc_field(default_factory=list)
 
 
@@ -57,13 +57,18 @@ class Column:
 class Board:
     pipeline: Pipeline
     columns: list[Column]
+    amount_visible: bool = True
 
     @property
-    def total_amount(self) -> Decimal:
+    def total_amount(self) -> Decimal | None:
+        if not self.amount_visible:
+            return None
         return sum((c.amount for c in self.columns if c.stage.outcome is None), Decimal(0))
 
     @property
-    def total_weighted(self) -> Decimal:
+    def total_weighted(self) -> Decimal | None:
+        if not self.amount_visible:
+            return None
         return sum((c.weighted for c in self.columns if c.stage.outcome is None), Decimal(0))
 
 
@@ -202,6 +207,7 @@ class Pipelines:
     def history(self, entity_name: str, rid, user=None, locale: str | None = None) -> list[dict]:
         """Every stage a record entered, oldest first, with who/when and the days spent (R27 R31)."""
         self.tenant.records.get(entity_name, rid, user)  # 404 outside the reader's scope
+        visible = self.tenant.records.permissions.visible_fields(self.model.entities[entity_name], user)
         h = self.history_table
         with self.tenant.db.connect() as conn:
             rows = conn.execute(sa.select(h).where(h.c.entity == entity_name, h.c.record_id == int(rid))
@@ -211,6 +217,8 @@ class Pipelines:
         out = []
         for r in rows:
             pipe = self.model.pipelines.get(r["pipeline"])
+            if pipe is not None and pipe.field not in visible:
+                continue  # a stage field hidden from the reader: its moves are too
             stage = pipe.stage(r["stage"]) if pipe else None
             entered, left = as_aware(r["entered_at"]), as_aware(r["left_at"])
             out.append({"pipeline": r["pipeline"], "stage": r["stage"],
@@ -356,13 +364,18 @@ class Pipelines:
         base = {k: v for k, v in (filters or {}).items() if k != pipe.field}
         t, conds = svc._select(entity, user, base, search, svc.ctx(locale))
         col = t.c[pipe.field]
-        amount = t.c[pipe.amount] if pipe.amount and pipe.amount in t.c else None
+        # A sum over an amount the reader may not see would give it away (one card in a column: exactly).
+        amount_shown = bool(pipe.amount) and pipe.amount in svc.permissions.visible_fields(entity, user)
+        amount = t.c[pipe.amount] if amount_shown and pipe.amount in t.c else None
         stmt = sa.select(col, sa.func.count(), sa.func.sum(amount) if amount is not None else sa.literal(0))
         with self.tenant.db.connect() as conn:
             totals = {stage: (n, s) for stage, n, s in conn.execute(stmt.where(*conds).group_by(col)).all()}
         columns = []
         for stage in pipe.stages:
             n, total = totals.get(stage.name, (0, 0))
+            if not amount_shown and pipe.amount:
+                columns.append(Column(stage, n, None, None))
+                continue
             total = Decimal(str(total or 0))
             columns.append(Column(stage, n, total, (total * stage.probability / 100).quantize(Decimal("0.01"))))
         for column in columns:
@@ -376,7 +389,7 @@ class Pipelines:
                 st = info.get(rec["id"]) or {}
                 column.cards.append(Card(rec, svc.title_of(entity, rec), disp, st.get("days"),
                                          bool(st.get("stagnant"))))
-        return Board(pipe, columns)
+        return Board(pipe, columns, amount_visible=amount_shown or not pipe.amount)
 
     def move(self, name: str, rid, stage: str, user=None, version: int | None = None,
              locale: str | None = None) -> dict:

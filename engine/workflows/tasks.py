@@ -96,7 +96,7 @@ class Tasks:
             stmt = stmt.where(t.c.status == "open")
         with self.tenant.db.connect() as conn:
             rows = conn.execute(stmt.order_by(t.c.id.desc()).limit(limit)).mappings().all()
-        return self._json(rows)
+        return self._json(rows, user)
 
     def get(self, tid, user=None) -> dict:
         t = self.table
@@ -104,7 +104,7 @@ class Tasks:
             row = conn.execute(sa.select(t).where(t.c.id == (as_id(tid) or 0))).mappings().first()
         if row is None or (user is not None and not self._may_see(row, user)):
             raise NotFound("no such task")
-        return self._json([row])[0]
+        return self._json([row], user)[0]
 
     @staticmethod
     def _may_see(row, user) -> bool:
@@ -130,14 +130,20 @@ class Tasks:
                                                  record_id=row["record_id"], task_id=row["id"])
         return self.get(tid, user)
 
-    def _json(self, rows) -> list[dict]:
+    def _json(self, rows, user=None) -> list[dict]:
         names = self.tenant.records.user_names({r["assignee_id"] for r in rows} | {r["created_by"] for r in rows}
                                                | {r["done_by"] for r in rows})
+        perms, entities = self.tenant.records.permissions, self.tenant.model.entities
+        loc = getattr(user, "locale", None)
+
+        def title(r):  # the record's title as it was asked about, unless the reader may not see it
+            ent = entities.get(r["entity"]) if r["entity"] else None
+            return r["title"] if ent is None else perms.shown_title(ent, user, r["record_id"], r["title"], loc)
 
         def iso(v):
             return v.isoformat() if isinstance(v, datetime) else v
 
-        return [{"id": r["id"], "kind": r["kind"], "title": r["title"], "note": r["note"], "status": r["status"],
+        return [{"id": r["id"], "kind": r["kind"], "title": title(r), "note": r["note"], "status": r["status"],
                  "assignee": {"id": r["assignee_id"], "name": names.get(r["assignee_id"])} if r["assignee_id"] else None,
                  "assignee_role": r["assignee_role"], "entity": r["entity"], "record_id": r["record_id"],
                  "created_by": {"id": r["created_by"], "name": names.get(r["created_by"])},

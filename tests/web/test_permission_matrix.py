@@ -5,6 +5,11 @@ lists and audit timeline; API list, GET and history; quick search; CLI and web e
 the records the role's scope allows, and never a hidden field's value. Expected results come from an
 oracle written here from the YAML (scope rules evaluated in Python), not from engine.permissions.
 
+Issue #11 point 3 adds the other read paths that carry field values (409 conflicts, pipeline boards,
+formulas derived from a hidden field, history rows, notifications, tasks, approval snapshots,
+duplicate prompts and merge previews): the world is sample_tenant.yaml plus OVERLAY, a marketing role
+that reads deals but not their amounts and a formula that reads a hidden field across a reference.
+
 The tenant, users and records are built once per module per database; tests only read, or change
 records created for them.
 """
@@ -36,17 +41,36 @@ PASSWORD = "matrix-pass-99"
 # One user per role; owners of the records are spread over the first five.
 PEOPLE = [("rep_east", "sales_rep", "sales_east", []), ("rep_east2", "sales_rep", "sales_east", []),
           ("rep_sales", "sales_rep", "sales", []), ("mgr_east", "sales_manager", "sales_east", ["sales_east"]),
-          ("svc", "service", "service", []), ("fin", "finance", "finance", []), ("root", "admin", None, [])]
+          ("svc", "service", "service", []), ("fin", "finance", "finance", []), ("mkt", "marketing", "marketing", []),
+          ("root", "admin", None, [])]
 OWNERS = ["rep_east", "rep_east2", "rep_sales", "mgr_east", "svc"]
 SENTINEL_NEEDS = "SECRETNEEDS"
 SENTINEL_CREDIT = "987654"
+
+
+# Laid over sample_tenant.yaml: a role that sees deals but not their amounts (R40 "prices visible only
+# to some roles") nor contract numbers, and a formula reading a hidden field through a reference.
+OVERLAY = {
+    "roles": {"marketing": {
+        "label": {"zh": "市场专员", "en": "Marketing"},
+        "entities": {"customer": {"read": "all"}, "opportunity": {"read": "all", "export": "all"},
+                     "contract": {"read": "all"}, "follow_up": {"read": "all"}, "product": {"read": "all"}},
+        "fields": {"customer.credit_limit": "hidden", "opportunity.amount": "hidden", "contract.code": "hidden"}}},
+    "entities": {"opportunity": {"fields": {"customer_credit": {
+        "type": "formula", "label": {"zh": "客户信用额度", "en": "Customer credit"}, "returns": "money",
+        "expr": "customer.credit_limit"}}}},
+}
 
 
 def _config():
     import yaml
 
     with open(SAMPLE, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        config = yaml.safe_load(fh)
+    config["roles"].update(OVERLAY["roles"])
+    for name, spec in OVERLAY["entities"].items():
+        config["entities"][name]["fields"].update(spec["fields"])
+    return config
 
 
 CONFIG = _config()
@@ -54,8 +78,37 @@ ROLES = CONFIG["roles"]
 ENTITIES = ["customer", "contact", "follow_up", "prospect", "opportunity", "quote", "product", "competitor"]
 USERS = [p[0] for p in PEOPLE]
 ROLE_OF = {p[0]: p[1] for p in PEOPLE}
-HIDDEN = [(user, key.split(".")[0], key.split(".")[1]) for user in USERS if ROLE_OF[user] != "admin"
-          for key, access in (ROLES[ROLE_OF[user]].get("fields") or {}).items() if access == "hidden"]
+EXPLICIT = [(user, key.split(".")[0], key.split(".")[1]) for user in USERS if ROLE_OF[user] != "admin"
+            for key, access in (ROLES[ROLE_OF[user]].get("fields") or {}).items() if access == "hidden"]
+
+
+def _derived(user) -> list[tuple[str, str, str]]:
+    """Formulas hidden from `user` because they read a hidden field, by the YAML's expression texts:
+    a field name of the same entity, or `ref.field` through a reference to another entity."""
+    hidden = {(e, f) for (u, e, f) in EXPLICIT if u == user}
+    refs = {(e, n): spec["to"] for e, ent in CONFIG["entities"].items()
+            for n, spec in (ent.get("fields") or {}).items() if (spec or {}).get("type") == "reference"}
+    formulas = [(e, n, spec["expr"]) for e, ent in CONFIG["entities"].items()
+                for n, spec in (ent.get("fields") or {}).items() if (spec or {}).get("type") == "formula"]
+    out = []
+    grew = True
+    while grew:
+        grew = False
+        for e, n, expr in formulas:
+            if (e, n) in hidden:
+                continue
+            direct = any(he == e and re.search(rf"(?<![\w.]){f}\b", expr) for he, f in hidden)
+            via = any(re.search(rf"(?<![\w.]){ref}\.{f}\b", expr) for (re_, ref), to in refs.items()
+                      if re_ == e for he, f in hidden if he == to)
+            if direct or via:
+                hidden.add((e, n))
+                out.append((user, e, n))
+                grew = True
+    return out
+
+
+DERIVED = [t for user in USERS if ROLE_OF[user] != "admin" for t in _derived(user)]
+HIDDEN = EXPLICIT + DERIVED
 
 
 # ------------------------------------------------------------------------------------------ the world
@@ -75,13 +128,15 @@ def world_db(request, tmp_path_factory):
 class World:
     """The tenant, its users, every record (as the engine sees it) and signed-in clients."""
 
-    def __init__(self, tenant, db_url):
+    def __init__(self, tenant, db_url, config_path):
         self.t = tenant
         self.db_url = db_url
+        self.config_path = config_path
         self.users = {}
         self.tokens = {}
         self.clients = {}
         self.records: dict[str, dict[int, dict]] = {}
+        self.shares: dict[tuple[str, int], list[tuple]] = {}
         self.app = None
 
     def client(self, name):
@@ -116,13 +171,16 @@ def csrf(html: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(world_db):
+def world(world_db, tmp_path_factory):
+    import yaml
     from web import create_app
 
-    t = Tenant.load(SAMPLE, db_url=world_db)
+    config_path = tmp_path_factory.mktemp("matrix_config") / "tenant.yaml"
+    config_path.write_text(yaml.safe_dump({"extends": str(SAMPLE), **OVERLAY}, allow_unicode=True), encoding="utf-8")
+    t = Tenant.load(config_path, db_url=world_db)
     t.__dict__["users"] = UserStore(t, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     migrate(t)
-    w = World(t, world_db)
+    w = World(t, world_db, config_path)
     for name, role, dept, manages in PEOPLE + [("leaver", "sales_rep", "sales_east", [])]:
         t.users.add(name, [role], department=dept, manages=manages, password="initial-pass-1")
         t.users.change_password(name, "initial-pass-1", PASSWORD)
@@ -139,9 +197,15 @@ def world(world_db):
         t.records.update("customer", rid, {"needs": f"{SENTINEL_NEEDS}-old-{rid}", "credit_limit": f"{SENTINEL_CREDIT}.{rid % 10}1",
                                            "level": "ABC"[i % 3]})
         t.records.update("customer", rid, {"needs": f"{SENTINEL_NEEDS}-{rid}", "credit_limit": f"{SENTINEL_CREDIT}.{rid % 10}2"})
+    for rid in sorted(_all(t, "opportunity")):
+        t.records.update("opportunity", rid, {})   # customer_credit reads the credit limits just set
     for entity in ENTITIES:
         w.records[entity] = _all(t, entity)
         assert len(w.records[entity]) >= 3, entity
+    sh = t.schema.system["shares"]
+    with t.db.connect() as conn:   # approvals share a record with its approvers (R4)
+        for r in conn.execute(sa.select(sh)).mappings():
+            w.shares.setdefault((r["entity"], r["record_id"]), []).append((r["user_id"], r["department"], r["access"]))
     w.app = create_app(t, config={"TESTING": True, "SECRET_KEY": "matrix-secret"})
     yield w
     t.dispose()
@@ -178,8 +242,18 @@ def grant(user, entity, action):
     return parse_grant(spec.get(action))
 
 
+def shared(w, user, entity, action, rec) -> bool:
+    """Is `rec` shared with the user or their department for `action` (read and export: any share,
+    update: a write share)?"""
+    u = w.users[user]
+    if action not in ("read", "export", "update"):
+        return False
+    return any((uid == u.id or (dept and dept == u.department)) and (action != "update" or access == "write")
+               for uid, dept, access in w.shares.get((entity, rec["id"]), []))
+
+
 def allowed(w, user, entity, action, rec) -> bool:
-    """May `user` do `action` on `rec`, by the YAML alone (no shares exist in this world)."""
+    """May `user` do `action` on `rec`, by the YAML and the shares the world's approvals made."""
     scope, where = grant(user, entity, action)
     u = w.users[user]
     if scope == "none":
@@ -195,6 +269,7 @@ def allowed(w, user, entity, action, rec) -> bool:
         ok = rec["department"] in depts or rec["owner"] == u.id
     else:
         ok = True
+    ok = ok or shared(w, user, entity, action, rec)
     if ok and where:
         expr = compile_expression(where, entity=w.t.model.entity(entity), model=w.t.model)
         ok = bool(expr.matches(rec, tz=w.t.timezone))
@@ -425,7 +500,7 @@ def test_r42_cli_export_as_user(world, user, entity):
     exports = w.t.schema.system["exports"]
     with w.t.db.connect() as conn:
         logged = conn.execute(sa.select(sa.func.count()).select_from(exports)).scalar_one()
-    result = CliRunner().invoke(build_cli(), ["export", str(SAMPLE), entity, "--as", user, "--format", "json",
+    result = CliRunner().invoke(build_cli(), ["export", str(w.config_path), entity, "--as", user, "--format", "json",
                                               "--system", "--db", w.db_url])
     with w.t.db.connect() as conn:
         now = conn.execute(sa.select(sa.func.count()).select_from(exports)).scalar_one()
@@ -538,3 +613,160 @@ def test_r44_disabled_users_live_session_and_token_get_401(world):
     resp = web.get("/e/customer/")
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
     assert web.get("/api/v1/customer").status_code == 401
+
+
+# ------------------------------------------------------------------------------------------ every read path (#11.3)
+# These come last: they add records (throwaways, help requests) that the checks above compare against.
+
+def readers(entity):
+    return [u for u in USERS if grant(u, entity, "read")[0] != "none"]
+
+
+def secret_values(w, entity, field, rid=None) -> list[str]:
+    """The texts a hidden field's stored values would show as (all records, or one)."""
+    recs = w.records[entity].values() if rid is None else [w.t.records.get(entity, rid)]
+    out = set()
+    for rec in recs:
+        v = rec.get(field)
+        if v not in (None, "") and len(str(v)) >= 4:
+            out.add(str(v))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("user, entity, field", DERIVED)
+def test_r40_a_formula_over_a_hidden_field_is_hidden_too(world, user, entity, field):
+    w = world
+    unknown = w.api(user, "GET", f"/api/v1/{entity}?no_such_field=1").get_json()["error"]
+    resp = w.api(user, "GET", f"/api/v1/{entity}?{field}=1")
+    assert resp.status_code == 400 and resp.get_json()["error"] == unknown.replace("no_such_field", field)
+    resp = w.api(user, "GET", f"/api/v1/{entity}?sort=-{field}")
+    assert resp.status_code == 400 and field in resp.get_json()["error"]
+    items = w.api(user, "GET", f"/api/v1/{entity}?limit=100").get_json()["items"]
+    assert items and not any(field in r for r in items)
+    rid = items[0]["id"]
+    assert field not in w.api(user, "GET", f"/api/v1/{entity}/{rid}").get_json()
+    assert field not in w.t.records.preview(entity, {}, w.users[user])
+    history = w.api(user, "GET", f"/api/v1/{entity}/{rid}/history").get_json()
+    assert not any(field in (h.get("changes") or {}) for h in history.get("items", history))
+    page = w.client(user).get(f"/e/{entity}/{rid}").get_data(as_text=True)
+    label = w.t.model.entity(entity).fields[field].label.get("zh")
+    assert label not in page
+
+
+@pytest.mark.parametrize("user", [u for u in USERS if grant(u, "customer", "update")[0] != "none"
+                                  and hidden_fields(u, "customer")])
+def test_r40_a_409_conflict_shows_no_hidden_change(world, user):
+    """The last change of every customer touched credit_limit and needs: the conflict names only what
+    the user may see (API body and the web form's conflict box)."""
+    w = world
+    rid = own_customer(w, user)
+    before = audit_state(w)
+    resp = w.api(user, "PATCH", f"/api/v1/customer/{rid}", json={"level": "B"}, headers={"If-Match": '"1"'})
+    assert resp.status_code == 409, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert body["changes"] and not set(body["changes"]) & hidden_fields(user, "customer")
+    web = w.client(user)
+    token = csrf(web.get(f"/e/customer/{rid}/edit").get_data(as_text=True))
+    page = web.post(f"/e/customer/{rid}/edit", data={"csrf_token": token, "version": "1", "level": "B"})
+    assert page.status_code == 409
+    html = page.get_data(as_text=True)
+    for secret in sentinels(user):
+        assert secret not in resp.get_data(as_text=True) and secret not in html
+    assert audit_state(w) == before
+
+
+@pytest.mark.parametrize("user", readers("opportunity"))
+def test_r40_pipeline_board_totals_leave_out_a_hidden_amount(world, user):
+    w = world
+    hidden = "amount" in hidden_fields(user, "opportunity")
+    board = w.api(user, "GET", "/api/v1/pipelines/sales")
+    assert board.status_code == 200
+    body = board.get_json()
+    cols = body["columns"]
+    listed = w.api(user, "GET", "/api/v1/opportunity?limit=500").get_json()["items"]
+    assert sum(c["count"] for c in cols) == len([r for r in listed if r.get("stage")])
+    figures = [body.get("total_amount"), body.get("total_weighted")] + \
+        [c.get(k) for c in cols for k in ("amount", "weighted")]
+    if hidden:
+        assert all(f is None for f in figures), figures
+    else:
+        assert body["total_amount"] is not None and all(c["amount"] is not None for c in cols)
+    html = w.client(user).get("/pipelines/sales").get_data(as_text=True)
+    assert ('class="col-amount"' in html) is not hidden and ('class="deal-amount"' in html) is not hidden
+
+
+@pytest.mark.parametrize("user, entity, field", [h for h in EXPLICIT if h[1] in ("customer", "opportunity")])
+def test_r40_history_leaves_out_a_change_of_hidden_fields_only(world, user, entity, field):
+    """A write that touched only hidden fields (and formulas over them) is not in the user's history at
+    all: not even as "changed" with a time."""
+    w = world
+    rid = throwaway(w, entity, user)
+    if entity == "customer":
+        w.t.records.update("customer", rid, {"level": "B"})
+    value = {"needs": f"{SENTINEL_NEEDS}-history", "credit_limit": f"{SENTINEL_CREDIT}.55",
+             "amount": f"{SENTINEL_CREDIT}.33"}[field]
+    w.t.records.update(entity, rid, {field: value})
+    everything = w.t.records.history(entity, rid)
+    assert set(everything[0]["changes"]) - {field} <= {f for (u, e, f) in DERIVED if u == user and e == entity}
+    seen = w.api(user, "GET", f"/api/v1/{entity}/{rid}/history")
+    assert seen.status_code == 200
+    items = seen.get_json().get("items", seen.get_json())
+    assert len(items) == len(everything) - 1
+    assert all(i["changes"] for i in items if i["action"] == "update")
+    assert SENTINEL_CREDIT not in seen.get_data(as_text=True) and SENTINEL_NEEDS not in seen.get_data(as_text=True)
+    html = w.client(user).get(f"/e/{entity}/{rid}").get_data(as_text=True)
+    assert html.count('class="timeline-item ') == len(items)
+
+
+def test_r40_notifications_tasks_and_approvals_carry_no_hidden_value(world):
+    """mkt may not see contract numbers (the contract's title): a help request about a contract, its
+    notification and the approval of a contract name it by id for mkt, by number for others."""
+    w = world
+    mkt, root = w.users["mkt"], w.users["root"]
+    rid = sorted(w.t.records.list("contract", None, limit=500).items, key=lambda r: r["id"])[0]["id"]
+    code = w.t.records.get("contract", rid)["code"]
+    assert code
+    w.t.tasks.ask_for_help("contract", rid, root, "user:mkt", "please check")
+    notes = w.api("mkt", "GET", "/api/v1/notifications")
+    tasks = w.api("mkt", "GET", "/api/v1/tasks")
+    assert notes.status_code == 200 and tasks.status_code == 200
+    assert notes.get_json()["items"] and tasks.get_json()["items"]
+    assert code not in notes.get_data(as_text=True) and code not in tasks.get_data(as_text=True)
+    assert code not in w.client("mkt").get("/inbox").get_data(as_text=True)
+    assert code not in str(w.t.notifications.list(mkt)) and code not in str(w.t.tasks.list(mkt))
+    # the asker, who may see the number, still reads it
+    assert code in str(w.t.tasks.list(root, assigned=False))
+    # approvals: a contract's approval is titled by the number; values of hidden locked fields stay out
+    approvals = [a for a in w.t.approvals.list(None, entity="contract", limit=500)]
+    assert approvals
+    for a in approvals[:3]:
+        got = w.api("mkt", "GET", f"/api/v1/approvals/{a['id']}")
+        assert got.status_code == 200 and a["title"] not in got.get_data(as_text=True)
+    deals = [a for a in w.t.approvals.list(None, entity="opportunity", limit=500)]
+    for a in deals[:3]:
+        got = w.api("mkt", "GET", f"/api/v1/opportunity/{a['record_id']}/approvals").get_json()["items"]
+        assert got and not any(set(x["values"]) & hidden_fields("mkt", "opportunity") for x in got)
+
+
+@pytest.mark.parametrize("user", [u for u in USERS if grant(u, "customer", "create")[0] != "none"
+                                  and hidden_fields(u, "customer")])
+def test_r40_duplicate_prompt_and_merge_preview_show_no_hidden_value(world, user):
+    w = world
+    rid = own_customer(w, user)
+    rec = w.t.records.get("customer", rid)
+    writable = {n for n, a in w.t.records.permissions.field_access(w.t.model.entity("customer"), w.users[user]).items()
+                if a == "write" and not w.t.field_types.for_field(w.t.model.entity("customer").fields[n]).computed}
+    body = {k: v for k, v in w.t.records.to_json("customer", rec).items() if k in writable and v not in (None, "", [])}
+    body["name"] += "（分部）"   # names are unique: the same mobile makes it a duplicate
+    before = audit_state(w)
+    resp = w.api(user, "POST", "/api/v1/customer", json=body)
+    assert resp.status_code == 409 and resp.get_json().get("duplicates"), resp.get_data(as_text=True)
+    for secret in sentinels(user):
+        assert secret not in resp.get_data(as_text=True)
+    assert audit_state(w) == before
+    other = throwaway(w, "customer", user)
+    page = w.client(user).get(f"/duplicates/customer/merge?ids={rid}&ids={other}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for secret in sentinels(user):
+        assert secret not in html
