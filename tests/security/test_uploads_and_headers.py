@@ -331,21 +331,6 @@ def visit(page, url: str) -> None:
     assert "script-src 'self'" in resp.headers.get("content-security-policy", ""), url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    import shutil
-
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip("no Chromium on this machine")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"])
-        yield b
-        b.close()
-
-
 @pytest.mark.browser
 def test_security_no_csp_violation_on_the_main_pages(browser, live_server, sales, tenant):
     rec = tenant.records.create("customer", {"name": "杭州云栖", "industry": "金融业"}, sales)
