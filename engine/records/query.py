@@ -196,8 +196,8 @@ def cursor_clause(table: sa.Table, sort: Sort, cursor: str, types, ctx) -> Any:
     return sa.or_(col.is_(None), beyond, sa.and_(col == v, after_id))
 
 
-def search_clause(entity: Entity, table: sa.Table, text: str, visible: set[str] | None = None,
-                  types=None) -> Any | None:
+def search_clause(entity: Entity, table: sa.Table, text: str, visible: set[str] | None,
+                  types) -> Any | None:
     """Full-text-ish search: the title and text-like fields contain the words; phones their digits.
 
     Only `visible` fields are searched, so a search is never an oracle for a hidden value.
@@ -206,7 +206,7 @@ def search_clause(entity: Entity, table: sa.Table, text: str, visible: set[str] 
     if not words:
         return None
     fields = [f for f in entity.fields.values() if (visible is None or f.name in visible) and f.name in table.c]
-    how = {f.name: types.for_field(f).search for f in fields} if types is not None else {}
+    how = {f.name: types.for_field(f).search for f in fields}   # each type says how it is searched
     text_cols = [table.c[f.name] for f in fields if how.get(f.name) == "text"]
     phone_cols = [table.c[f.name] for f in fields if how.get(f.name) == "phone"]
     per_word = []
